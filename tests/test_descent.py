@@ -1,0 +1,121 @@
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxdescent import gradient_descent
+from jaxdescent.losses import bowl, sextic, sextic_grad
+
+
+def python_loop(w, learning_rate, num_steps):
+    """The lecture's rule in float32 NumPy, step by step."""
+    w, lr, path = np.float32(w), np.float32(learning_rate), []
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(num_steps + 1):
+            path.append(w)
+            w = np.float32(w - lr * np.float32(w**5 + w - np.float32(1)))
+    return np.array(path)
+
+
+@pytest.mark.parametrize("learning_rate", [0.001, 0.01, 0.1, 0.5])
+def test_matches_python_loop(learning_rate):
+    path = gradient_descent(sextic, 1.9, learning_rate=learning_rate, num_steps=200)
+    chex.assert_shape([path.w, path.loss, path.grad], (201,))
+    np.testing.assert_allclose(path.w, python_loop(1.9, learning_rate, 200), rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(path.grad, sextic_grad(path.w), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(path.loss, sextic(path.w), rtol=1e-6)
+
+
+def test_blow_up_is_a_result_in_float32():
+    path = gradient_descent(sextic, 1.9, learning_rate=1.0, num_steps=5)
+    w, loss = np.asarray(path.w), np.asarray(path.loss)
+    assert w[1] == pytest.approx(-23.76099, rel=1e-6)
+    assert w[2] == pytest.approx(7_573_954.90, rel=1e-6)
+    assert np.isinf(loss[2]) and np.isfinite(w[3]) and w[3] == pytest.approx(-2.49e34, rel=1e-2)
+    assert not np.isfinite(w[4])
+
+
+def test_float64_follows_the_input():
+    with jax.enable_x64(True):
+        path = gradient_descent(sextic, jnp.float64(1.9), learning_rate=1.0, num_steps=3)
+        assert path.w.dtype == jnp.float64
+        assert float(path.w[2]) == pytest.approx(7_573_954.9049, abs=1e-3)
+        assert np.isfinite(path.loss[2])
+
+
+def test_pytree_start():
+    loss_fn = lambda p: 2 * p["a"] ** 2 + jnp.sum(p["b"] ** 2)
+    path = gradient_descent(loss_fn, {"a": -8.0, "b": jnp.array([7.0, 1.0])}, learning_rate=0.1, num_steps=3)
+    chex.assert_shape(path.w["b"], (4, 2))
+    np.testing.assert_allclose(path.w["a"], -8.0 * 0.6 ** np.arange(4), rtol=1e-6)
+    np.testing.assert_allclose(path.w["b"][:, 0], 7.0 * 0.8 ** np.arange(4), rtol=1e-6)
+
+
+@pytest.mark.parametrize("factory", [optax.adam, functools.partial(optax.sgd, momentum=0.9), optax.rmsprop])
+def test_optimizer_matches_hand_run_optax(factory):
+    w0, lr, n = jnp.array([-8.0, 7.0]), 0.05, 50
+    tx, w = factory(learning_rate=lr), w0
+    state, expected = tx.init(w), [w0]
+    for _ in range(n):
+        updates, state = tx.update(jax.grad(bowl)(w), state, w)
+        w = optax.apply_updates(w, updates)
+        expected.append(w)
+    path = gradient_descent(bowl, w0, learning_rate=lr, num_steps=n, optimizer=factory)
+    np.testing.assert_allclose(path.w, np.stack(expected), rtol=1e-5, atol=1e-6)
+
+
+def test_new_learning_rates_do_not_recompile():
+    traces = []
+
+    def loss_fn(w):
+        traces.append(1)
+        return sextic(w)
+
+    gradient_descent(loss_fn, 1.9, learning_rate=0.01, num_steps=10)
+    after_first = len(traces)
+    assert after_first > 0
+    for lr in (0.02, 0.5, 1.0, 1e-4):
+        gradient_descent(loss_fn, 1.5, learning_rate=lr, num_steps=10)
+    assert len(traces) == after_first
+
+
+def test_composes_with_vmap_over_learning_rates():
+    lrs = jnp.array([0.001, 0.01, 0.1])
+    final = jax.vmap(lambda lr: gradient_descent(sextic, 1.9, learning_rate=lr, num_steps=100).w[-1])(lrs)
+    expected = [python_loop(1.9, lr, 100)[-1] for lr in [0.001, 0.01, 0.1]]
+    np.testing.assert_allclose(final, expected, rtol=1e-5)
+
+
+def test_zero_steps_is_the_start():
+    path = gradient_descent(sextic, 1.9, learning_rate=0.1, num_steps=0)
+    chex.assert_shape(path.w, (1,))
+    assert float(path.loss[0]) == pytest.approx(7.74598, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, name",
+    [
+        (dict(learning_rate=0.0), ValueError, "learning_rate"),
+        (dict(learning_rate=-0.1), ValueError, "learning_rate"),
+        (dict(learning_rate=float("nan")), ValueError, "learning_rate"),
+        (dict(learning_rate=float("inf")), ValueError, "learning_rate"),
+        (dict(learning_rate=[0.1, 0.2]), ValueError, "learning_rate"),
+        (dict(num_steps=-1), ValueError, "num_steps"),
+        (dict(num_steps=2.5), TypeError, "num_steps"),
+        (dict(w0=float("nan")), ValueError, "w0"),
+        (dict(w0=jnp.array([1.0, jnp.inf])), ValueError, "w0"),
+        (dict(loss_fn=lambda w: w * jnp.ones(3)), TypeError, "loss_fn"),
+        (dict(loss_fn=lambda w: w[5]), TypeError, "loss_fn"),
+        (dict(optimizer=optax.adam(0.1)), TypeError, "optimizer"),
+        (dict(optimizer=optax.identity), TypeError, "optimizer"),
+    ],
+)
+def test_bad_input_names_the_argument(kwargs, error, name):
+    args = dict(loss_fn=sextic, w0=1.9, learning_rate=0.1, num_steps=10) | kwargs
+    loss_fn, w0 = args.pop("loss_fn"), args.pop("w0")
+    with pytest.raises(error, match=name):
+        gradient_descent(loss_fn, w0, **args)
