@@ -1,0 +1,152 @@
+"""Figures (the ``plot`` extra): each function takes results and returns a ``matplotlib.figure.Figure``.
+
+No pyplot, no global state: save with ``fig.savefig(path)``; in a notebook,
+display the saved PNG. Install with ``pip install "jaxdescent[plot]"``.
+"""
+
+from typing import Callable, Mapping, Optional, Sequence
+
+import numpy as np
+
+try:
+    from matplotlib import colors
+    from matplotlib.figure import Figure
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError('jaxdescent.plot needs matplotlib: pip install "jaxdescent[plot]"') from e
+
+
+def _finite(a):
+    a = np.asarray(a, dtype=np.float64)
+    return np.where(np.isfinite(a), a, np.nan)
+
+
+def descent_on_loss(loss_fn: Callable, paths: Mapping[str, object], *, max_points: int = 200) -> Figure:
+    """The loss curve with gradient-descent steps drawn on it, one panel per run.
+
+    Args:
+      loss_fn: a scalar loss of a scalar w (vectorised over NumPy-like arrays by ``jax.vmap``).
+      paths: title → :class:`~jaxdescent.Trajectory`; non-finite iterates end the drawing.
+      max_points: at most this many iterates are drawn per run.
+    """
+    import jax
+
+    f = jax.vmap(loss_fn)
+    fig = Figure(figsize=(5 * len(paths), 4), layout="constrained")
+    for ax, (title, path) in zip(fig.subplots(1, len(paths), squeeze=False)[0], paths.items()):
+        w, loss = _finite(path.w)[:max_points], _finite(path.loss)[:max_points]
+        shown = np.isfinite(w) & np.isfinite(loss)
+        w_shown = w[shown]
+        span = max(w_shown.max() - w_shown.min(), 0.5)
+        lo, hi = w_shown.min() - 0.1 * span, w_shown.max() + 0.1 * span
+        grid = np.linspace(lo, hi, 400, dtype=np.float32)
+        ax.plot(grid, np.asarray(f(grid)), color="0.3", lw=1.5, label="loss")
+        ax.plot(w_shown, loss[shown], "-o", color="C3", ms=3, lw=0.8, label=f"iterates 0–{len(w_shown) - 1}")
+        ax.annotate("start", (w_shown[0], loss[shown][0]), textcoords="offset points", xytext=(5, 5))
+        if np.ptp(loss[shown]) > 1e3:
+            ax.set_yscale("symlog", linthresh=1.0)
+        lost = int(np.sum(~np.isfinite(_finite(path.w))))
+        if lost:
+            title += f"  ({lost} later iterates inf/nan)"
+        ax.set(title=title, xlabel="w", ylabel="loss f(w)")
+        ax.legend(loc="upper center")
+    return fig
+
+
+def loss_vs_step(paths: Mapping[str, object], *, minimum: float = 0.0) -> Figure:
+    """loss − ``minimum`` against step, log scale; a run that overflows is marked where it does."""
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    for i, (label, path) in enumerate(paths.items()):
+        gap = _finite(path.loss) - minimum
+        floor = 8 * np.finfo(np.asarray(path.loss).dtype).eps * max(1.0, abs(minimum))  # rounding noise
+        steps = np.arange(len(gap))
+        ax.plot(steps, np.where(gap > floor, gap, np.nan), color=f"C{i}", label=label)
+        bad = np.flatnonzero(~np.isfinite(gap))
+        if bad.size:
+            last = bad[0] - 1
+            ax.plot(last, gap[last], "x", color=f"C{i}", ms=10, mew=2)
+            ax.annotate(f"inf at step {bad[0]}", (last, gap[last]), textcoords="offset points", xytext=(6, -4), color=f"C{i}")
+    ax.set(xscale="symlog", yscale="log", xlabel="step", ylabel="loss − min loss (float rounding floor hidden)")
+    ax.legend()
+    return fig
+
+
+def phase_diagram(
+    learning_rate: np.ndarray,
+    w0: np.ndarray,
+    diverged_step: np.ndarray,
+    converged_step: np.ndarray,
+    *,
+    title: str = "",
+    critical: Optional[float] = None,
+) -> Figure:
+    """Runs over (learning rate, w0), coloured by the step at which each converged (blues) or diverged (reds).
+
+    Args:
+      learning_rate: (L,) learning rates (log x axis).
+      w0: (W,) scalar start points.
+      diverged_step, converged_step: (L, W), −1 where never.
+      critical: a learning rate to mark, e.g. 2/f″(w*).
+    """
+    fig = Figure(figsize=(7, 5), layout="constrained")
+    ax = fig.subplots()
+    lr, w = np.asarray(learning_rate), np.asarray(w0)
+    conv = np.ma.masked_less(np.asarray(converged_step, float).T, 0)
+    div = np.ma.masked_less(np.asarray(diverged_step, float).T, 0)
+    neither = np.ma.masked_where((conv.mask == False) | (div.mask == False), np.ones_like(conv.data))  # noqa: E712
+    ax.pcolormesh(lr, w, neither, cmap=colors.ListedColormap(["0.85"]), shading="nearest")
+    norm = lambda a: colors.LogNorm(vmin=max(1, a.min()), vmax=max(2, a.max())) if a.count() else None
+    if conv.count():
+        m = ax.pcolormesh(lr, w, np.ma.maximum(conv, 1), cmap="Blues_r", norm=norm(conv), shading="nearest")
+        fig.colorbar(m, ax=ax, label="converged at step")
+    if div.count():
+        m = ax.pcolormesh(lr, w, np.ma.maximum(div, 1), cmap="Reds_r", norm=norm(div), shading="nearest")
+        fig.colorbar(m, ax=ax, label="diverged at step")
+    if critical is not None:
+        ax.axvline(critical, color="k", ls="--", lw=1.2, label=f"2/f″(w*) = {critical:.4g}")
+        ax.legend(loc="lower left")
+    ax.set(xscale="log", xlabel="learning rate α", ylabel="start w0", title=title or "gray: neither within the steps run")
+    return fig
+
+
+def bowl_path(loss_fn: Callable, path, *, title: str = "") -> Figure:
+    """Contours of a 2-D loss with the gradient-descent path (w of shape (steps, 2)) drawn over them."""
+    import jax
+
+    w = _finite(path.w)
+    span = np.nanmax(np.abs(w)) * 1.15
+    g = np.linspace(-span, span, 200, dtype=np.float32)
+    g1, g2 = np.meshgrid(g, g)
+    z = np.asarray(jax.vmap(loss_fn)(np.stack([g1.ravel(), g2.ravel()], axis=1))).reshape(g1.shape)
+    fig = Figure(figsize=(5.5, 5), layout="constrained")
+    ax = fig.subplots()
+    levels = np.unique(np.round(np.geomspace(max(z.min(), 0.5), z.max(), 9), 1))
+    cs = ax.contour(g1, g2, z, levels=levels, cmap="viridis", norm=colors.LogNorm())
+    ax.clabel(cs, fmt="%g", fontsize=8)
+    ax.plot(w[:, 0], w[:, 1], "-o", color="C3", ms=3, lw=1)
+    ax.annotate(f"start ({w[0, 0]:g}, {w[0, 1]:g})", w[0], textcoords="offset points", xytext=(5, 5))
+    ax.plot([0], [0], "k*", ms=10)
+    ax.set(xlabel="w₁", ylabel="w₂", aspect="equal", title=title)
+    return fig
+
+
+def training_curves(loss: np.ndarray, accuracy: np.ndarray, labels: Sequence[str], *, title: str = "") -> Figure:
+    """Median and interquartile band over seeds of loss and accuracy per step.
+
+    Args:
+      loss, accuracy: (groups, seeds, steps), e.g. one group per learning rate.
+      labels: one per group.
+    """
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, values, name in zip(axes, (loss, accuracy), ("training MSE", "training accuracy")):
+        values = np.asarray(values, float)
+        steps = np.arange(1, values.shape[-1] + 1)
+        for i, label in enumerate(labels):
+            q1, med, q3 = np.nanpercentile(values[i], [25, 50, 75], axis=0)
+            ax.plot(steps, med, color=f"C{i}", label=label)
+            ax.fill_between(steps, q1, q3, color=f"C{i}", alpha=0.2)
+        ax.set(xscale="log", xlabel="step", ylabel=name)
+    axes[0].legend(title="median, IQR over seeds")
+    fig.suptitle(title)
+    return fig
