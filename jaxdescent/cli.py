@@ -1,10 +1,127 @@
-"""The ``jaxdescent`` command: ``jaxdescent reproduce`` prints the lecture beside jaxdescent's numbers."""
+"""The ``jaxdescent`` command: the lecture reproduced, sweeps and step-network trainings saved to a folder.
+
+Errors in the arguments are one line on stderr and exit status 2, never a traceback.
+"""
 
 import argparse
+import importlib
 import json
 import math
+import os
 import sys
+import time
+from pathlib import Path
 from typing import Optional, Sequence
+
+import numpy as np
+
+OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def parse_grid(text: str, name: str) -> np.ndarray:
+    """``linspace:START:STOP:NUM``, ``logspace:START:STOP:NUM`` (exponents, as NumPy) or ``a,b,c``.
+
+    For 2-D start points: points separated by ``;`` (``-8,7;1,2``) or the product
+    of two grids joined by `` x `` (``linspace:-2:2:5 x linspace:-2:2:5``).
+    """
+    text = text.strip()
+    try:
+        if " x " in text:
+            axes = [parse_grid(part, name) for part in text.split(" x ")]
+            mesh = np.meshgrid(*axes, indexing="ij")
+            return np.stack([m.ravel() for m in mesh], axis=1)
+        if ";" in text:
+            points = [[float(v) for v in p.split(",")] for p in text.split(";") if p.strip()]
+            return np.asarray(points, dtype=np.float64)
+        kind, _, rest = text.partition(":")
+        if kind in ("linspace", "logspace"):
+            start, stop, num = rest.split(":")
+            num = int(num)
+            if num < 1:
+                raise ValueError
+            return getattr(np, kind)(float(start), float(stop), num)
+        return np.asarray([float(v) for v in text.split(",")], dtype=np.float64)
+    except ValueError:
+        raise ValueError(
+            f"{name}: cannot read grid {text!r}; use linspace:START:STOP:NUM, logspace:START:STOP:NUM "
+            "or a comma list such as 0.1,0.01") from None
+
+
+def resolve_loss(name: str):
+    """A loss of ``jaxdescent.losses`` by name, or ``module:function``."""
+    from jaxdescent import losses
+
+    if ":" in name:
+        module, _, attr = name.partition(":")
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            fn = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"--loss: cannot load {name!r}: {e}") from None
+    else:
+        known = sorted(n for n in dir(losses) if not n.startswith("_") and callable(getattr(losses, n))
+                       and not n.endswith(("_grad", "_hessian")) and n not in ("ArrayLike",)
+                       and getattr(getattr(losses, n), "__module__", "") == losses.__name__)
+        if name not in known:
+            raise ValueError(f"--loss: unknown loss {name!r}; choose one of {', '.join(known)} or give module:function")
+        fn = getattr(losses, name)
+    if not callable(fn):
+        raise ValueError(f"--loss: {name!r} is not a function")
+    return fn
+
+
+def optimizer_factory(name: str):
+    """``gd`` (the lecture's plain rule, None), ``sgd``, ``momentum`` (0.9) or ``adam``."""
+    import functools
+
+    import optax
+
+    return {"gd": None, "sgd": optax.sgd, "momentum": functools.partial(optax.sgd, momentum=0.9), "adam": optax.adam}[name]
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def progress_bar(quiet: bool, desc: str):
+    """Wraps an iterable in a tqdm bar, unless quiet or stderr is not a terminal."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    from tqdm.auto import tqdm
+
+    return lambda it: tqdm(it, desc=desc, unit="piece", file=sys.stderr)
+
+
+def run_meta(args, started: float, **extra) -> dict:
+    import jax
+
+    import jaxdescent
+
+    return {
+        "command": "jaxdescent " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("jaxdescent") else " ".join(sys.argv),
+        "jaxdescent_version": jaxdescent.__version__,
+        "jax_version": jax.__version__,
+        "devices": [str(d) for d in jax.devices()],
+        "seconds": round(time.time() - started, 3),
+        **extra,
+    }
 
 
 def _number(x: float, decimals: int) -> str:
@@ -34,26 +151,114 @@ def format_rows(rows) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- commands
+
+
 def _reproduce(args) -> None:
     from jaxdescent.lecture import reproduce
 
+    out = None
+    if args.out:
+        from jaxdescent import results
+
+        out = results.prepare(args.out, {"command": "reproduce"})
     rows = reproduce()
-    if args.json:
-        print(json.dumps([dict(r._asdict(), agrees=r.agrees) for r in rows], indent=1, allow_nan=True))
-    else:
-        print(format_rows(rows))
-        print('\n"same": float32 matches the slide at the slide\'s precision. Iterates are numbered from 0 (the start w = 1.9).')
+    as_json = json.dumps([dict(r._asdict(), agrees=r.agrees) for r in rows], indent=1, allow_nan=True)
+    table = format_rows(rows) + (
+        '\n\n"same": float32 matches the slide at the slide\'s precision. '
+        "Iterates are numbered from 0 (the start w = 1.9).")
+    print(as_json if args.json else table)
+    if out is not None:
+        (out / "lecture.txt").write_text(table + "\n")
+        (out / "lecture.json").write_text(as_json + "\n")
+        from jaxdescent.plot import lecture_figures
+
+        for name, fig in lecture_figures().items():
+            fig.savefig(out / f"{name}.png", dpi=110)
+        print(f"\ntable and figures written to {out}/", file=sys.stderr)
+
+
+def _sweep(args) -> None:
+    from jaxdescent import results
+    from jaxdescent.sweep import sweep
+
+    started = time.time()
+    loss_fn = resolve_loss(args.loss)
+    learning_rate = parse_grid(args.learning_rate, "--learning-rate")
+    w0 = parse_grid(args.w0, "--w0")
+    if np.any(~np.isfinite(learning_rate)) or np.any(learning_rate <= 0):
+        raise ValueError(f"--learning-rate: every learning rate must be finite and > 0, got {args.learning_rate!r}")
+    config = {"command": "sweep", "loss": args.loss, "learning_rate": args.learning_rate, "w0": args.w0,
+              "num_steps": args.num_steps, "optimizer": args.optimizer}
+    out = results.prepare(args.out, config)
+    rows = max(1, args.piece_runs // len(w0))
+    num_pieces = math.ceil(len(learning_rate) / rows)
+    optimizer = optimizer_factory(args.optimizer)
+
+    def piece(i):
+        lr = learning_rate[i * rows:(i + 1) * rows]
+        padded = np.concatenate([lr, np.full(rows - len(lr), lr[-1])])  # equal shapes: one compilation
+        r = sweep(loss_fn, w0=w0.astype(np.float32), learning_rate=padded.astype(np.float32),
+                  num_steps=args.num_steps, optimizer=optimizer)
+        return {k: np.asarray(v)[: len(lr)] for k, v in r._asdict().items() if v is not None}
+
+    arrays = results.run_in_pieces(out, num_pieces, piece, progress=progress_bar(args.quiet, "sweep"))
+    arrays = {"learning_rate": learning_rate.astype(np.float32), "w0": w0.astype(np.float32), **arrays}
+    results.save(out, arrays, run_meta(args, started, **config, pieces=num_pieces, runs=int(len(learning_rate) * len(w0))))
+    if args.csv:
+        results.to_csv(results.load(out), out / "results.csv")
+    if args.plot and w0.ndim == 1:
+        from jaxdescent import plot
+
+        fig = plot.phase_diagram(arrays["learning_rate"], arrays["w0"], arrays["diverged_step"], arrays["converged_step"],
+                                 title=f"{args.loss}, {args.num_steps} steps, {args.optimizer}")
+        fig.savefig(out / "phase_diagram.png", dpi=110)
+    diverged = arrays["diverged"]
+    converged = arrays["converged_step"] >= 0
+    print(f"{diverged.size} runs of {args.num_steps} steps: {int(converged.sum())} converged, "
+          f"{int(diverged.sum())} diverged, {int((~converged & ~diverged).sum())} neither; "
+          f"{time.time() - started:.1f} s; results in {out}/results.npz")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jaxdescent", description=__doc__)
+    p = _Parser(prog="jaxdescent", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
+
     r = sub.add_parser(
         "reproduce", help="every number of the lecture beside jaxdescent's",
         description="Recompute every number of the lecture in float32 and float64 and print them beside the slides'.",
-        epilog="example: jaxdescent reproduce --json > lecture.json")
+        epilog="example: jaxdescent reproduce --out lecture/   (also writes the figures there)")
     r.add_argument("--json", action="store_true", help="print the table as JSON")
+    r.add_argument("--out", metavar="DIR", help="also write the table and the lecture's figures (PNG) to DIR")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(run=_reproduce)
+
+    s = sub.add_parser(
+        "sweep", help="gradient descent over a grid of learning rates x start points",
+        description="Run every (learning rate, w0) pair as one vmapped, compiled program, in pieces saved to DIR "
+                    "(a killed sweep resumes from its finished pieces).",
+        epilog="example: jaxdescent sweep --loss sextic --learning-rate logspace:-4:0:200 "
+               "--w0 linspace:-2:2:200 --num-steps 1000 --out sweep/ --plot")
+    s.add_argument("--loss", required=True, help="a loss of jaxdescent.losses (sextic, quadratic, bowl, himmelblau) or module:function")
+    s.add_argument("--learning-rate", required=True, metavar="GRID", help="linspace:A:B:N, logspace:A:B:N or a,b,c")
+    s.add_argument("--w0", required=True, metavar="GRID", help="start points: a grid, or for 2-D losses 'x1,y1;x2,y2' or 'GRID x GRID'")
+    s.add_argument("--num-steps", required=True, type=non_negative_int, metavar="N")
+    s.add_argument("--optimizer", choices=OPTIMIZERS, default="gd", help="gd: the lecture's w := w − α∇ (default)")
+    s.add_argument("--out", required=True, metavar="DIR")
+    s.add_argument("--piece-runs", type=positive_int, default=1 << 16, metavar="N",
+                   help="runs per saved piece (default 65536)")
+    s.add_argument("--plot", action="store_true", help="write DIR/phase_diagram.png")
+    s.add_argument("--csv", action="store_true", help="also write DIR/results.csv, one row per run")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(run=_sweep)
     return p
 
 
@@ -61,9 +266,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.run(args)
-    except (ValueError, TypeError, OSError) as e:
+    except (ValueError, TypeError, OSError, ImportError) as e:
         print(f"jaxdescent {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"jaxdescent {args.command}: interrupted; finished pieces are saved, rerun to resume", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -150,3 +150,27 @@ def training_curves(loss: np.ndarray, accuracy: np.ndarray, labels: Sequence[str
     axes[0].legend(title="median, IQR over seeds")
     fig.suptitle(title)
     return fig
+
+
+def lecture_figures() -> dict:
+    """The lecture's pictures, computed afresh: name → Figure (what ``jaxdescent reproduce --out`` writes)."""
+    import jax.numpy as jnp
+
+    from jaxdescent.descent import gradient_descent
+    from jaxdescent.losses import bowl, sextic, sextic_hessian
+    from jaxdescent.search import stationary_point
+    from jaxdescent.sweep import sweep
+
+    w_star, f_star = stationary_point(sextic, 1.0)
+    runs = {f"α = {a:g}": gradient_descent(sextic, 1.9, learning_rate=a, num_steps=10_000) for a in (1, 0.1, 0.01, 0.001)}
+    lr, w0 = np.logspace(-4, 0, 200, dtype=np.float32), np.linspace(-2, 2, 201, dtype=np.float32)
+    phase = sweep(sextic, w0=w0, learning_rate=lr, num_steps=1000)
+    return {
+        "descent_on_loss": descent_on_loss(sextic, {"α = 1 from w = 1.9": runs["α = 1"], "α = 0.01 from w = 1.9": runs["α = 0.01"]}),
+        "loss_vs_step": loss_vs_step(runs, minimum=float(f_star)),
+        "phase_diagram": phase_diagram(lr, w0, np.asarray(phase.diverged_step), np.asarray(phase.converged_step),
+                                       title="sextic, 1000 steps of w := w − α f′(w)",
+                                       critical=float(2 / sextic_hessian(w_star))),
+        "bowl_path": bowl_path(bowl, gradient_descent(bowl, jnp.array([-8.0, 7.0]), learning_rate=0.1, num_steps=40),
+                               title="y = 2w₁² + w₂², α = 0.1 from (−8, 7)"),
+    }
