@@ -75,12 +75,12 @@ def resolve_loss(name: str):
 
 
 def optimizer_factory(name: str):
-    """``gd`` (the lecture's plain rule, None), ``sgd``, ``momentum`` (0.9) or ``adam``."""
+    """``gd`` or ``sgd`` (the lecture's plain rule: None), ``momentum`` (0.9) or ``adam``."""
     import functools
 
     import optax
 
-    return {"gd": None, "sgd": optax.sgd, "momentum": functools.partial(optax.sgd, momentum=0.9), "adam": optax.adam}[name]
+    return {"gd": None, "sgd": None, "momentum": functools.partial(optax.sgd, momentum=0.9), "adam": optax.adam}[name]
 
 
 def positive_int(text: str) -> int:
@@ -227,6 +227,71 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def load_dataset(name: str):
+    """``xor``, ``parity:N`` or ``digits`` → (x_train, y_train, x_test or None, y_test or None)."""
+    from jaxdescent import datasets
+
+    if name == "xor":
+        return (*datasets.xor(), None, None)
+    if name.startswith("parity:"):
+        try:
+            n = int(name.partition(":")[2])
+        except ValueError:
+            raise ValueError(f"--dataset: parity needs a bit count, as parity:6, got {name!r}") from None
+        return (*datasets.parity(n), None, None)
+    if name == "digits":
+        return datasets.digits()
+    raise ValueError(f"--dataset: unknown dataset {name!r}; choose xor, parity:N or digits")
+
+
+def _train(args) -> None:
+    import jax
+
+    from jaxdescent import network, results
+
+    started = time.time()
+    x, y, x_test, y_test = load_dataset(args.dataset)
+    learning_rate = parse_grid(args.learning_rate, "--learning-rate")
+    if np.any(~np.isfinite(learning_rate)) or np.any(learning_rate <= 0):
+        raise ValueError(f"--learning-rate: every learning rate must be finite and > 0, got {args.learning_rate!r}")
+    config = {"command": "train", "dataset": args.dataset, "hidden": args.hidden, "optimizer": args.optimizer,
+              "learning_rate": args.learning_rate, "seeds": args.seeds, "num_steps": args.num_steps,
+              "ste": args.ste, "slope": args.slope, "seed": args.seed}
+    out = results.prepare(args.out, config)
+    keys = jax.random.split(jax.random.key(args.seed), args.seeds)
+    optimizer = optimizer_factory(args.optimizer)
+    ste = None if args.ste == "none" else args.ste
+
+    def piece(i):  # one learning rate per piece: every piece has the same shapes, one compilation
+        params, history = network.train_many(
+            keys, x, y, learning_rates=learning_rate[i:i + 1].astype(np.float32), optimizer_factory=optimizer,
+            n_hidden=args.hidden, num_steps=args.num_steps, ste=ste, slope=args.slope)
+        arrays = {"loss": history.loss, "accuracy": history.accuracy, "exact": history.exact,
+                  "solved_step": history.solved_step}
+        if x_test is not None:
+            predict = jax.vmap(jax.vmap(lambda p: network.predict(p, x_test)))
+            arrays["test_accuracy"] = np.mean(np.asarray(predict(params)) == np.argmax(np.asarray(y_test), -1), axis=-1)
+        return arrays
+
+    arrays = results.run_in_pieces(out, len(learning_rate), piece, progress=progress_bar(args.quiet, "train"))
+    arrays = {"learning_rate": learning_rate.astype(np.float32), "seed": np.arange(args.seeds), **arrays}
+    results.save(out, arrays, run_meta(args, started, **config))
+    if args.plot:
+        from jaxdescent import plot
+
+        fig = plot.training_curves(arrays["loss"], arrays["accuracy"], [f"α = {a:g}" for a in learning_rate],
+                                   title=f"{args.dataset}, {args.hidden} hidden, {args.optimizer}, ste={args.ste}")
+        fig.savefig(out / "training_curves.png", dpi=110)
+    lines = [f"{args.seeds} seeds × {len(learning_rate)} learning rates, {args.num_steps} steps, {time.time() - started:.1f} s"]
+    for i, a in enumerate(learning_rate):
+        line = (f"  α = {a:g}: solved {np.mean(arrays['solved_step'][i] >= 0):.1%} of seeds, "
+                f"final train accuracy {np.mean(arrays['accuracy'][i, :, -1]):.1%}")
+        if "test_accuracy" in arrays:
+            line += f", test accuracy {np.mean(arrays['test_accuracy'][i]):.1%}"
+        lines.append(line)
+    print("\n".join(lines) + f"\nresults in {out}/results.npz")
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="jaxdescent", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -259,6 +324,27 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--csv", action="store_true", help="also write DIR/results.csv, one row per run")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(run=_sweep)
+
+    t = sub.add_parser(
+        "train", help="the lecture's step network, vmapped over seeds and learning rates",
+        description="Train the two-layer step network with a straight-through estimator for every seed and "
+                    "learning rate at once; one piece per learning rate is saved to DIR.",
+        epilog="example: jaxdescent train --dataset xor --hidden 4 --optimizer adam "
+               "--learning-rate 0.01,0.1 --seeds 256 --num-steps 2000 --out xor/ --plot")
+    t.add_argument("--dataset", required=True, help="xor, parity:N (all 2^N patterns, ±1) or digits (needs scikit-learn)")
+    t.add_argument("--hidden", required=True, type=positive_int, metavar="H")
+    t.add_argument("--optimizer", choices=("sgd", "adam"), default="adam", help="sgd: the lecture's W := W − α ∂MSE/∂W")
+    t.add_argument("--learning-rate", required=True, metavar="GRID", help="linspace:A:B:N, logspace:A:B:N or a,b,c")
+    t.add_argument("--seeds", type=positive_int, default=64, metavar="K")
+    t.add_argument("--num-steps", required=True, type=non_negative_int, metavar="N")
+    t.add_argument("--ste", choices=("identity", "clipped", "sigmoid", "none"), default="sigmoid",
+                   help="the straight-through estimator (none: the true step, whose gradient is zero)")
+    t.add_argument("--slope", type=float, default=4.0, help="the sigmoid estimator's slope (default 4)")
+    t.add_argument("--seed", type=int, default=0, help="the root random seed")
+    t.add_argument("--out", required=True, metavar="DIR")
+    t.add_argument("--plot", action="store_true", help="write DIR/training_curves.png")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(run=_train)
     return p
 
 
