@@ -231,6 +231,8 @@ def _as_batch(w0) -> Any:
 
 def _check_batch(loss_fn, w0, name="w0") -> int:
     """Raises unless ``w0`` is a batch of start points ``loss_fn`` maps to scalars; returns its size."""
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {loss_fn!r}")
     _validate.finite_tree(w0, name)
     leaves = jax.tree_util.tree_leaves(w0)
     shapes = [np.shape(x) for x in leaves]
