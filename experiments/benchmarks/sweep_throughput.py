@@ -81,12 +81,14 @@ def parse_args():
     parser.add_argument("--python-runs", type=int, default=20, help="runs timed in the plain Python loop")
     parser.add_argument("--numpy-runs", type=int, default=100_000, help="runs timed in NumPy (0: all)")
     parser.add_argument("--torch-runs", type=int, default=100_000, help="runs timed in PyTorch (0: all)")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch.set_num_threads; 1 by default: on a busy 2-core host more threads spin badly")
     parser.add_argument("--chunk-size", type=int, default=2048, help="jaxdescent's chunk_size")
     parser.add_argument("--host-devices", type=int, default=1,
                         help="on CPU, split the host into this many XLA devices (the sweep shards over them)")
     parser.add_argument("--default-xla-flags", action="store_true",
                         help="do not call jaxdescent.sweep.use_fast_cpu_flags() (to measure the default path)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats; the best is reported")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats; the best is reported")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path(__file__).parent / "out")
     args = parser.parse_args()
     if args.small:
@@ -228,6 +230,7 @@ def main(args):
     except ImportError:
         messages.append("PyTorch: skipped (not installed)")
     else:
+        torch.set_num_threads(args.torch_threads)
         n, a, b = subset(args.torch_runs)
         t = best_time(lambda: torch_eager(torch, a, b, steps), 1) * runs / n
         rows.append((f"PyTorch {torch.__version__} eager ({torch.get_num_threads()} threads)", n, t))
@@ -251,25 +254,31 @@ def main(args):
     result = run_jax()
     first_s = time.perf_counter() - start
     jax.monitoring.unregister_event_duration_listener(listener)
-    jax_s = best_time(run_jax, args.repeats)
     devices = jax.devices()
-    rows.append((f"jaxdescent ({devices[0].platform}, {len(devices)} device(s))", runs, jax_s))
 
     c_s = None
+    jax_row = len(rows)
     with tempfile.TemporaryDirectory() as tmp:
         c, why = build_c(pathlib.Path(tmp))
         if c is None:
             messages.append(f"C reference: skipped ({why})")
+            jax_s = best_time(run_jax, args.repeats)
         else:
-            c_s = best_time(lambda: run_c(c, lrs, w0s, steps), args.repeats)
+            # Interleaved, best of each: a busy host slows whichever runs during the noise.
+            timings = [(best_time(run_jax, 1), best_time(lambda: run_c(c, lrs, w0s, steps), 1))
+                       for _ in range(args.repeats)]
+            jax_s, c_s = min(t[0] for t in timings), min(t[1] for t in timings)
             threads = os.environ.get("OMP_NUM_THREADS", str(os.cpu_count()))
             rows.append((f"C -O3 -march=native -fopenmp ({threads} threads)", runs, c_s))
+            messages.append("jaxdescent / C time per repeat: "
+                            + ", ".join(f"{j / k:.2f}" for j, k in timings))
             _, _, c_div, c_conv = run_c(c, lrs, w0s, steps)
             same_div = np.mean(np.asarray(result.diverged_step).ravel() == c_div)
             same_conv = np.mean(np.abs(np.asarray(result.converged_step).ravel() - c_conv) <= 1)
             messages.append(f"check: jaxdescent vs C diverged_step equal in {same_div:.4%} of runs, "
                             f"converged_step within 1 step in {same_conv:.4%}")
 
+    rows.insert(jax_row, (f"jaxdescent ({devices[0].platform}, {len(devices)} device(s))", runs, jax_s))
     lines = [
         f"sweep throughput: sextic, {args.n_lr} learning rates x {args.n_w0} start points = {runs} runs, "
         f"{steps} steps, float32",
