@@ -66,7 +66,8 @@ from jaxdescent.descent import OptimizerFactory, check_optimizer, make_optimizer
 
 DIVERGENCE_BOUND = 1e10
 GRAD_TOL = 1e-4
-CHUNK_SIZE = 2048
+CHUNK_SIZE = 2048  # CPU: a chunk's state stays in L1/L2 across steps
+ACCELERATOR_CHUNK_SIZE = 1 << 20  # GPU/TPU: enough runs in flight to fill the chip
 
 _FAST_CPU_FLAGS = (
     "--xla_cpu_prefer_vector_width=512",
@@ -207,8 +208,7 @@ def _check_settings(num_steps, optimizer, record_every, divergence_bound, grad_t
     num_steps = _validate.num_steps(num_steps)
     check_optimizer(optimizer)
     record_every = _validate.num_steps(record_every, "record_every")
-    chunk_size = _validate.num_steps(chunk_size, "chunk_size")
-    if chunk_size < 1:
+    if chunk_size is not None and _validate.num_steps(chunk_size, "chunk_size") < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     for name, value in (("divergence_bound", divergence_bound), ("grad_tol", grad_tol)):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value > 0:
@@ -286,7 +286,7 @@ def sweep_pairs(
     record_every: int = 0,
     divergence_bound: float = DIVERGENCE_BOUND,
     grad_tol: float = GRAD_TOL,
-    chunk_size: int = CHUNK_SIZE,
+    chunk_size: Optional[int] = None,
     devices: Optional[Sequence[jax.Device]] = None,
 ) -> SweepResult:
     """Runs gradient descent for each pair (``learning_rate[r]``, ``w0[r]``): a flat list of runs.
@@ -316,6 +316,9 @@ def sweep_pairs(
             "sweep_pairs runs them pairwise (use sweep for every combination)")
     mesh = _mesh(devices)
     num_devices = mesh.devices.size
+    on_cpu = mesh.devices.flat[0].platform == "cpu"
+    if chunk_size is None:
+        chunk_size = CHUNK_SIZE if on_cpu else ACCELERATOR_CHUNK_SIZE
     # Chunks are at most chunk_size runs; every device gets a whole number of equal chunks.
     chunk = min(chunk_size, -(-num_runs // num_devices))
     padded = num_devices * chunk * -(-num_runs // (num_devices * chunk))
@@ -330,7 +333,8 @@ def sweep_pairs(
     learning_rate = _global(learning_rate, mesh, P("runs"))
     w0 = jax.tree_util.tree_map(lambda x: _global(x, mesh, P("runs")), w0)
     gather = len({d.process_index for d in mesh.devices.flat}) > 1
-    platform = "cpu" if mesh.devices.flat[0].platform == "cpu" else "other"
+    # compiler_options are only accepted on a top-level jit, not inside the caller's own jit.
+    platform = "cpu" if on_cpu and not _validate.is_traced((learning_rate, w0)) else "other"
     result = _compiled_sweep[platform](
         loss_fn, learning_rate, w0, mesh=mesh, chunk_size=chunk, gather=gather, num_steps=num_steps,
         optimizer=optimizer, record_every=record_every, divergence_bound=divergence_bound, grad_tol=grad_tol)
@@ -380,7 +384,7 @@ def sweep(
     record_every: int = 0,
     divergence_bound: float = DIVERGENCE_BOUND,
     grad_tol: float = GRAD_TOL,
-    chunk_size: int = CHUNK_SIZE,
+    chunk_size: Optional[int] = None,
     devices: Optional[Sequence[jax.Device]] = None,
 ) -> SweepResult:
     """Runs gradient descent for every (learning rate, start point) pair, as one compiled program.
@@ -400,7 +404,8 @@ def sweep(
         or the loss is non-finite); ``float('inf')`` for non-finite only.
       grad_tol: a run has converged at the first iterate whose gradient norm is below this.
       chunk_size: at most this many runs advance together on a device (memory
-        is O(chunk_size) per device); 1024–4096 is fastest on CPU.
+        is O(chunk_size) per device). ``None``: ``CHUNK_SIZE`` (2048) on CPU,
+        where 1024–4096 is fastest, ``ACCELERATOR_CHUNK_SIZE`` (2²⁰) on GPU/TPU.
       devices: the devices to shard the runs over; default ``jax.devices()``
         (every process's devices after ``jax.distributed.initialize``).
 

@@ -236,3 +236,14 @@ def test_pairs_must_have_matching_lengths():
         sweep_pairs(sextic, w0=np.zeros(3), learning_rate=np.array([0.1, 0.2]), num_steps=3)
     with pytest.raises(ValueError, match="start < stop"):
         grid_pairs(LEARNING_RATES, STARTS, start=5, stop=5)
+
+
+def test_composes_with_jit_and_vmap():
+    out = grid_result()
+    inside = jax.jit(lambda lr, w0: sweep(sextic, w0=w0, learning_rate=lr, num_steps=300))(
+        jnp.asarray(LEARNING_RATES), jnp.asarray(STARTS))
+    for field in ("final_w", "diverged_step", "converged_step"):
+        np.testing.assert_array_equal(getattr(inside, field), getattr(out, field))
+    rows = jax.vmap(lambda lr: sweep(sextic, w0=STARTS, learning_rate=lr[None], num_steps=300).final_w[0])(
+        jnp.asarray(LEARNING_RATES[:3]))
+    np.testing.assert_allclose(rows, out.final_w[:3], rtol=1e-6)

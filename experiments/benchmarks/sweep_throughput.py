@@ -83,7 +83,8 @@ def parse_args():
     parser.add_argument("--torch-runs", type=int, default=100_000, help="runs timed in PyTorch (0: all)")
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="torch.set_num_threads; 1 by default: on a busy 2-core host more threads spin badly")
-    parser.add_argument("--chunk-size", type=int, default=2048, help="jaxdescent's chunk_size")
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="jaxdescent's chunk_size (default: the library's per-platform default)")
     parser.add_argument("--host-devices", type=int, default=1,
                         help="on CPU, split the host into this many XLA devices (the sweep shards over them)")
     parser.add_argument("--default-xla-flags", action="store_true",
@@ -284,7 +285,7 @@ def main(args):
         f"{steps} steps, float32",
         f"jax {jax.__version__}, backend {jax.default_backend()}, devices {[str(d) for d in devices]}, "
         f"device kind {devices[0].device_kind!r}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, "
-        f"chunk_size {args.chunk_size}",
+        f"chunk_size {args.chunk_size or 'default'}",
         "",
         f"{'method':<52} {'runs timed':>10} {'seconds':>9} {'updates/s':>10} {'x C time':>9}",
     ]
