@@ -247,3 +247,20 @@ def test_composes_with_jit_and_vmap():
     rows = jax.vmap(lambda lr: sweep(sextic, w0=STARTS, learning_rate=lr[None], num_steps=300).final_w[0])(
         jnp.asarray(LEARNING_RATES[:3]))
     np.testing.assert_allclose(rows, out.final_w[:3], rtol=1e-6)
+
+
+def test_fast_cpu_flags_are_opt_in_and_refused_too_late():
+    from jaxdescent.sweep import fast_cpu_flags, use_fast_cpu_flags
+
+    assert "xla_cpu_small_while_loop_byte_threshold" in fast_cpu_flags()
+    jax.devices()  # a backend now exists
+    before = os.environ.get("XLA_FLAGS")
+    with pytest.raises(RuntimeError, match="before JAX initialises"):  # this process already has a backend
+        use_fast_cpu_flags()
+    assert os.environ.get("XLA_FLAGS") == before
+    script = ("import os, jaxdescent.sweep as s; assert 'prefer_vector' not in os.environ.get('XLA_FLAGS', ''); "
+              "s.use_fast_cpu_flags(); import jax; jax.devices(); print(os.environ['XLA_FLAGS'])")
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == fast_cpu_flags()

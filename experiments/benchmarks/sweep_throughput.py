@@ -234,7 +234,7 @@ def main(args):
         torch.set_num_threads(args.torch_threads)
         n, a, b = subset(args.torch_runs)
         t = best_time(lambda: torch_eager(torch, a, b, steps), 1) * runs / n
-        rows.append((f"PyTorch {torch.__version__} eager ({torch.get_num_threads()} threads)", n, t))
+        rows.append((f"PyTorch {torch.__version__} eager, CPU ({torch.get_num_threads()} threads)", n, t))
 
     # jaxdescent: the first call traces and compiles; monitoring events give the compile part.
     compile_s = []
