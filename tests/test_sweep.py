@@ -1,0 +1,266 @@
+import functools
+import os
+import subprocess
+import sys
+import textwrap
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxdescent import gradient_descent
+from jaxdescent.losses import bowl, sextic
+from jaxdescent.sweep import SweepResult, grid_pairs, sweep, sweep_pairs
+
+LEARNING_RATES = np.array([1e-3, 1e-2, 0.1, 0.3, 1.0, 2.0], np.float32)  # the last rows diverge
+STARTS = np.linspace(-2, 2, 9, dtype=np.float32)
+
+
+def numpy_sweep(learning_rate, w0, num_steps, bound=1e10, tol=1e-4):
+    """The lecture's rule in float32 NumPy over the whole grid, with the documented checks."""
+    lr = np.asarray(learning_rate, np.float32)[:, None]
+    w = np.broadcast_to(np.asarray(w0, np.float32), (lr.shape[0], len(w0))).copy()
+    diverged = np.full(w.shape, -1)
+    converged = np.full(w.shape, -1)
+    with np.errstate(all="ignore"):
+        for t in range(num_steps + 1):
+            loss = w**6 / np.float32(6) + w**2 / np.float32(2) - w
+            grad = w**5 + w - np.float32(1)
+            bad = ~np.isfinite(loss) | ~(np.abs(w) <= np.float32(bound))
+            diverged = np.where((diverged < 0) & bad, t, diverged)
+            converged = np.where((converged < 0) & (grad * grad < np.float32(tol) ** 2), t, converged)
+            if t < num_steps:
+                w = (w - lr * grad).astype(np.float32)
+    return w, loss, diverged, converged
+
+
+@functools.lru_cache(maxsize=None)
+def grid_result():
+    return sweep(sextic, w0=STARTS, learning_rate=LEARNING_RATES, num_steps=300)
+
+
+def test_matches_numpy_reference():
+    out = grid_result()
+    w, loss, diverged_step, converged_step = numpy_sweep(LEARNING_RATES, STARTS, 300)
+    chex.assert_shape([out.final_w, out.final_loss, out.diverged, out.diverged_step, out.converged_step], (6, 9))
+    assert out.diverged.dtype == bool and out.diverged_step.dtype == jnp.int32
+    assert out.loss_history is None
+    np.testing.assert_array_equal(out.diverged_step, diverged_step)
+    np.testing.assert_array_equal(out.diverged, diverged_step >= 0)
+    # Diverging and converging rows both present, as the test intends.
+    assert out.diverged[-1].all() and out.diverged[-2].any() and not out.diverged[:2].any()
+    ok = ~np.asarray(out.diverged)
+    np.testing.assert_allclose(np.asarray(out.final_w)[ok], w[ok], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(out.final_loss)[ok], loss[ok], rtol=1e-5, atol=1e-6)
+    # |f'| crosses the tolerance where rounding differs between autodiff and the hand formula.
+    assert np.abs(np.asarray(out.converged_step) - converged_step).max() <= 1
+    assert (converged_step[2:4] >= 0).any() and (converged_step[0] == -1).all()
+
+
+def test_lecture_blow_up_step():
+    out = sweep_pairs(sextic, w0=np.array([1.9]), learning_rate=np.array([1.0]), num_steps=5)
+    # Iterate 2 is 7.57e6 with an inf float32 loss (DESIGN.md); iterate 4 is inf.
+    assert int(out.diverged_step[0]) == 2 and not np.isfinite(out.final_w[0])
+
+
+def test_divergence_is_isolated():
+    out = grid_result()
+    diverged = np.asarray(out.diverged)
+    final_w = np.asarray(out.final_w)
+    assert not np.isfinite(final_w[diverged]).all()  # inf/nan are there, in their own slots ...
+    chex.assert_tree_all_finite((final_w[~diverged], np.asarray(out.final_loss)[~diverged]))
+    # ... and every other run is bit-identical to running it alone.
+    for i, j in [(0, 0), (2, 4), (3, 8), (1, 5)]:
+        alone = sweep_pairs(sextic, w0=STARTS[j:j + 1], learning_rate=LEARNING_RATES[i:i + 1], num_steps=300)
+        for field in ("final_w", "final_loss", "diverged_step", "converged_step"):
+            np.testing.assert_array_equal(getattr(alone, field)[0], getattr(out, field)[i, j])
+    row = sweep(sextic, w0=STARTS, learning_rate=LEARNING_RATES[:2], num_steps=300)
+    np.testing.assert_array_equal(row.final_w, out.final_w[:2])
+    one = gradient_descent(sextic, STARTS[3], learning_rate=LEARNING_RATES[1], num_steps=300)
+    np.testing.assert_allclose(one.w[-1], out.final_w[1, 3], rtol=1e-6)
+
+
+def test_bowl_with_batched_start_points():
+    w0 = np.array([[-8.0, 7.0], [1.0, -2.0], [0.5, 0.25]], np.float32)
+    lr = np.array([0.1, 0.2, 0.6], np.float32)
+    out = sweep(bowl, w0=w0, learning_rate=lr, num_steps=100)
+    chex.assert_shape(out.final_w, (3, 3, 2))
+    chex.assert_shape(out.final_loss, (3, 3))
+    # w := w - α(4w₁, 2w₂) multiplies each coordinate by (1 - 4α, 1 - 2α) per step.
+    factor = np.stack([1 - 4 * lr, 1 - 2 * lr], axis=-1)[:, None, :] ** 100
+    np.testing.assert_allclose(out.final_w[:2], (factor * w0)[:2], rtol=1e-4, atol=1e-30)
+    np.testing.assert_array_equal(out.diverged, [[False] * 3, [False] * 3, [True] * 3])
+    # |1 - 4·0.6| = 1.4: the first coordinate passes the 1e10 bound at the first t with 1.4^t |w₁| > 1e10.
+    expected = np.ceil(np.log(1e10 / np.abs(w0[:, 0])) / np.log(1.4)).astype(int)
+    np.testing.assert_array_equal(out.diverged_step[2], expected)
+    assert (out.converged_step[1] > 0).all()
+
+
+def test_pytree_start_points():
+    loss_fn = lambda p: 2 * p["a"] ** 2 + jnp.sum(p["b"] ** 2)
+    w0 = {"a": np.array([-8.0, 1.0]), "b": np.ones((2, 3))}
+    out = sweep(loss_fn, w0=w0, learning_rate=np.array([0.1]), num_steps=3)
+    chex.assert_shape([out.final_w["a"], out.final_w["b"]], [(1, 2), (1, 2, 3)])
+    np.testing.assert_allclose(out.final_w["a"][0], w0["a"] * 0.6**3, rtol=1e-6)
+
+
+def test_loss_history_every_k_steps():
+    out = sweep(sextic, w0=STARTS[:3], learning_rate=LEARNING_RATES[:2], num_steps=10, record_every=3)
+    chex.assert_shape(out.loss_history, (2, 3, 4))  # iterates 0, 3, 6, 9
+    path = gradient_descent(sextic, STARTS[1], learning_rate=LEARNING_RATES[1], num_steps=10)
+    np.testing.assert_allclose(out.loss_history[1, 1], path.loss[::3], rtol=1e-6)
+    plain = sweep(sextic, w0=STARTS[:3], learning_rate=LEARNING_RATES[:2], num_steps=10)
+    np.testing.assert_array_equal(out.final_w, plain.final_w)
+
+
+def test_compiles_once_for_new_values():
+    events = []
+
+    def listener(name, duration, **kwargs):
+        if name == "/jax/core/compile/backend_compile_duration":
+            events.append(name)
+
+    run = lambda lr, w0, n=50: sweep(sextic, w0=w0, learning_rate=lr, num_steps=n).final_w.block_until_ready()
+    run(np.array([0.01, 0.02]), np.array([0.0, 1.0, 2.0]))
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        run(np.array([0.05, 0.5]), np.array([-1.0, 0.5, 1.5]))
+        run(np.array([1e-4, 1e-3]), np.array([3.0, 1.0, -2.0]))
+        assert events == []
+        run(np.array([0.05, 0.5]), np.array([-1.0, 0.5, 1.5]), n=51)  # a new num_steps must compile
+        assert events
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+@pytest.mark.parametrize("factory", [optax.adam, functools.partial(optax.sgd, momentum=0.9)])
+def test_optax_factory_matches_hand_run_optax(factory):
+    w0 = np.array([[-8.0, 7.0], [1.0, 2.0]], np.float32)
+    lr = np.array([0.01, 0.05], np.float32)
+    out = sweep(bowl, w0=w0, learning_rate=lr, num_steps=30, optimizer=factory)
+    for i in range(2):
+        for j in range(2):
+            tx = factory(learning_rate=float(lr[i]))
+            w = jnp.asarray(w0[j])
+            state = tx.init(w)
+            for _ in range(30):
+                updates, state = tx.update(jax.grad(bowl)(w), state, w)
+                w = optax.apply_updates(w, updates)
+            # Fused compiled code rounds differently from eager optax: float32 agreement, not bits.
+            np.testing.assert_allclose(out.final_w[i, j], w, rtol=1e-4, atol=1e-5)
+
+
+def test_pieces_reassemble_the_grid():
+    out = grid_result()
+    pieces = []
+    total = LEARNING_RATES.size * STARTS.size
+    for start in range(0, total, 20):
+        lr, w0 = grid_pairs(LEARNING_RATES, STARTS, start=start, stop=min(start + 20, total))
+        pieces.append(sweep_pairs(sextic, w0=w0, learning_rate=lr, num_steps=300))
+    whole = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs).reshape((6, 9) + xs[0].shape[1:]), *pieces)
+    for field in ("final_w", "final_loss", "diverged", "diverged_step", "converged_step"):
+        np.testing.assert_array_equal(getattr(whole, field), getattr(out, field))
+
+
+def test_small_chunks_are_bit_identical():
+    out = grid_result()
+    small = sweep(sextic, w0=STARTS, learning_rate=LEARNING_RATES, num_steps=300, chunk_size=7)
+    for field in SweepResult._fields[:-1]:
+        np.testing.assert_array_equal(getattr(small, field), getattr(out, field))
+
+
+FOUR_DEVICES = textwrap.dedent("""
+    import sys, numpy as np, jax
+    from jaxdescent.sweep import sweep
+    from jaxdescent.losses import sextic
+    assert jax.device_count() == 4, jax.devices()
+    lr, w0 = np.load(sys.argv[1])["lr"], np.load(sys.argv[1])["w0"]
+    many = sweep(sextic, w0=w0, learning_rate=lr, num_steps=300, chunk_size=4)
+    assert len(many.final_w.sharding.device_set) == 4, many.final_w.sharding
+    one = sweep(sextic, w0=w0, learning_rate=lr, num_steps=300, devices=jax.devices()[:1])
+    np.savez(sys.argv[2], **{f"many_{k}": np.asarray(v) for k, v in many._asdict().items() if v is not None},
+             **{f"one_{k}": np.asarray(v) for k, v in one._asdict().items() if v is not None})
+""")
+
+
+def test_four_devices_bit_identical_to_one(tmp_path):
+    np.savez(tmp_path / "in.npz", lr=LEARNING_RATES, w0=STARTS)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    subprocess.run([sys.executable, "-c", FOUR_DEVICES, str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
+                   env=env, check=True, timeout=120)
+    got = np.load(tmp_path / "out.npz")
+    out = grid_result()
+    for field in ("final_w", "final_loss", "diverged", "diverged_step", "converged_step"):
+        np.testing.assert_array_equal(got[f"many_{field}"], got[f"one_{field}"])
+        np.testing.assert_array_equal(got[f"many_{field}"], getattr(out, field))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(learning_rate=np.array([])), ValueError, "learning_rate is empty"),
+        (dict(w0=np.array([])), ValueError, "w0 is empty"),
+        (dict(learning_rate=np.array([0.1, 0.0])), ValueError, "learning_rate must be > 0"),
+        (dict(learning_rate=np.array([0.1, -1.0])), ValueError, "learning_rate must be > 0"),
+        (dict(learning_rate=np.array([0.1, np.nan])), ValueError, "learning_rate must be finite"),
+        (dict(learning_rate=np.array([0.1, np.inf])), ValueError, "learning_rate must be finite"),
+        (dict(learning_rate=0.1), ValueError, "learning_rate must be a 1-D"),
+        (dict(w0=np.array([1.0, np.nan])), ValueError, "w0 must be finite"),
+        (dict(w0=1.0), ValueError, "w0 must have a leading batch axis"),
+        (dict(w0=np.ones((3, 2))), ValueError, "w0 does not fit loss_fn"),
+        (dict(loss_fn=bowl, w0=np.ones(3)), ValueError, "w0 does not fit loss_fn"),
+        (dict(loss_fn=bowl, w0=np.ones((3, 2, 2))), ValueError, "w0 does not fit loss_fn"),
+        (dict(num_steps=-1), ValueError, "num_steps must be >= 0"),
+        (dict(num_steps=2.5), TypeError, "num_steps"),
+        (dict(optimizer=optax.adam(0.1)), TypeError, "optimizer"),
+        (dict(optimizer="adam"), TypeError, "optimizer"),
+        (dict(record_every=-2), ValueError, "record_every"),
+        (dict(chunk_size=0), ValueError, "chunk_size"),
+        (dict(divergence_bound=0.0), ValueError, "divergence_bound"),
+        (dict(grad_tol=-1.0), ValueError, "grad_tol"),
+        (dict(loss_fn="sextic"), TypeError, "loss_fn must be callable"),
+    ],
+)
+def test_bad_input_raises_before_compiling(kwargs, error, match):
+    args = dict(loss_fn=sextic, w0=STARTS, learning_rate=LEARNING_RATES, num_steps=10) | kwargs
+    loss_fn = args.pop("loss_fn")
+    with pytest.raises(error, match=match):
+        sweep(loss_fn, **args)
+
+
+def test_pairs_must_have_matching_lengths():
+    with pytest.raises(ValueError, match="learning_rate has 2 entries but w0 has 3"):
+        sweep_pairs(sextic, w0=np.zeros(3), learning_rate=np.array([0.1, 0.2]), num_steps=3)
+    with pytest.raises(ValueError, match="start < stop"):
+        grid_pairs(LEARNING_RATES, STARTS, start=5, stop=5)
+
+
+def test_composes_with_jit_and_vmap():
+    out = grid_result()
+    inside = jax.jit(lambda lr, w0: sweep(sextic, w0=w0, learning_rate=lr, num_steps=300))(
+        jnp.asarray(LEARNING_RATES), jnp.asarray(STARTS))
+    for field in ("final_w", "diverged_step", "converged_step"):
+        np.testing.assert_array_equal(getattr(inside, field), getattr(out, field))
+    rows = jax.vmap(lambda lr: sweep(sextic, w0=STARTS, learning_rate=lr[None], num_steps=300).final_w[0])(
+        jnp.asarray(LEARNING_RATES[:3]))
+    np.testing.assert_allclose(rows, out.final_w[:3], rtol=1e-6)
+
+
+def test_fast_cpu_flags_are_opt_in_and_refused_too_late():
+    from jaxdescent.sweep import fast_cpu_flags, use_fast_cpu_flags
+
+    assert "xla_cpu_small_while_loop_byte_threshold" in fast_cpu_flags()
+    jax.devices()  # a backend now exists
+    before = os.environ.get("XLA_FLAGS")
+    with pytest.raises(RuntimeError, match="before JAX initialises"):  # this process already has a backend
+        use_fast_cpu_flags()
+    assert os.environ.get("XLA_FLAGS") == before
+    script = ("import os, jaxdescent.sweep as s; assert 'prefer_vector' not in os.environ.get('XLA_FLAGS', ''); "
+              "s.use_fast_cpu_flags(); import jax; jax.devices(); print(os.environ['XLA_FLAGS'])")
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == fast_cpu_flags()
