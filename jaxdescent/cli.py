@@ -180,8 +180,12 @@ def _reproduce(args) -> None:
 
 def _sweep(args) -> None:
     from jaxdescent import results
-    from jaxdescent.sweep import sweep
+    from jaxdescent.sweep import sweep, use_fast_cpu_flags
 
+    try:
+        use_fast_cpu_flags()  # the command owns its process, so it takes XLA's fast CPU loop path
+    except RuntimeError:  # JAX already started (main() called from a program that used it): keep its flags
+        pass
     started = time.time()
     loss_fn = resolve_loss(args.loss)
     learning_rate = parse_grid(args.learning_rate, "--learning-rate")
@@ -348,8 +352,19 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _join_grid_values(argv: Sequence[str]) -> list:
+    """``--w0 -2,2`` → ``--w0=-2,2``: argparse would take a grid starting with '-' for an option."""
+    argv, joined = list(argv), []
+    while argv:
+        a = argv.pop(0)
+        if a in ("--w0", "--learning-rate") and argv:
+            a = f"{a}={argv.pop(0)}"
+        joined.append(a)
+    return joined
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(_join_grid_values(sys.argv[1:] if argv is None else argv))
     try:
         args.run(args)
     except (ValueError, TypeError, OSError, ImportError) as e:

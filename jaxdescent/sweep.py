@@ -42,8 +42,8 @@ its CPU backend and applies to every program of the process, so the library
 never sets it on import. Ask for it once, at the top of a script, before
 anything touches JAX arrays:
 
-    import jaxdescent.sweep
-    jaxdescent.sweep.use_fast_cpu_flags()   # appends to XLA_FLAGS; raises if too late
+    import jaxdescent
+    jaxdescent.use_fast_cpu_flags()   # appends to XLA_FLAGS; raises if too late
 
 or set ``XLA_FLAGS`` to the string :func:`fast_cpu_flags` returns in the
 environment that starts Python. On GPU and TPU they are ignored.

@@ -258,7 +258,7 @@ def test_fast_cpu_flags_are_opt_in_and_refused_too_late():
     with pytest.raises(RuntimeError, match="before JAX initialises"):  # this process already has a backend
         use_fast_cpu_flags()
     assert os.environ.get("XLA_FLAGS") == before
-    script = ("import os, jaxdescent.sweep as s; assert 'prefer_vector' not in os.environ.get('XLA_FLAGS', ''); "
+    script = ("import os, jaxdescent as s; assert 'prefer_vector' not in os.environ.get('XLA_FLAGS', ''); "
               "s.use_fast_cpu_flags(); import jax; jax.devices(); print(os.environ['XLA_FLAGS'])")
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)

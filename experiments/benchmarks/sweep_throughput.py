@@ -13,7 +13,7 @@ the compiler, steps innermost, OpenMP over blocks, compiled here with
 ``cc -O3 -march=native -fopenmp`` (skipped with a message without a compiler).
 
 jaxdescent runs on JAX's default backend (CPU, GPU or TPU). On CPU the script
-asks for the fast path (``jaxdescent.sweep.use_fast_cpu_flags()``) before JAX
+asks for the fast path (``jaxdescent.use_fast_cpu_flags()``) before JAX
 starts unless ``--default-xla-flags`` is given, and can split the CPU into
 ``--host-devices`` XLA devices to shard runs over.
 
@@ -88,7 +88,7 @@ def parse_args():
     parser.add_argument("--host-devices", type=int, default=1,
                         help="on CPU, split the host into this many XLA devices (the sweep shards over them)")
     parser.add_argument("--default-xla-flags", action="store_true",
-                        help="do not call jaxdescent.sweep.use_fast_cpu_flags() (to measure the default path)")
+                        help="do not call jaxdescent.use_fast_cpu_flags() (to measure the default path)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats; the best is reported")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path(__file__).parent / "out")
     args = parser.parse_args()
@@ -99,13 +99,13 @@ def parse_args():
 
 ARGS = parse_args()
 # XLA reads its flags once, when JAX creates a backend: set them before anything touches jax arrays.
-import jaxdescent.sweep  # noqa: E402  (imports jax without starting a backend)
+import jaxdescent  # noqa: E402  (imports jax without starting a backend)
 
 if ARGS.host_devices > 1:
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                + f" --xla_force_host_platform_device_count={ARGS.host_devices}")
 if not ARGS.default_xla_flags:
-    jaxdescent.sweep.use_fast_cpu_flags()
+    jaxdescent.use_fast_cpu_flags()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -246,7 +246,7 @@ def main(args):
             compile_s.append(duration)
 
     def run_jax():
-        result = jaxdescent.sweep.sweep(sextic, w0=w0, learning_rate=lr, num_steps=steps,
+        result = jaxdescent.sweep(sextic, w0=w0, learning_rate=lr, num_steps=steps,
                                         chunk_size=args.chunk_size)
         return jax.block_until_ready(result)
 
