@@ -105,7 +105,8 @@ def phase_diagram(
     if critical is not None:
         ax.axvline(critical, color="k", ls="--", lw=1.2, label=f"2/f″(w*) = {critical:.4g}")
         ax.legend(loc="lower left")
-    ax.set(xscale="log", xlabel="learning rate α", ylabel="start w0", title=title or "gray: neither within the steps run")
+    ax.set(xscale="log", xlabel="learning rate α", ylabel="start w0",
+           title=(title + "\n" if title else "") + "gray: neither converged nor diverged within the steps run")
     return fig
 
 

@@ -68,7 +68,6 @@ def prepare(out_dir, config: dict) -> Path:
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "pieces").mkdir(exist_ok=True)
     except OSError as e:
         raise OSError(f"cannot create output folder {out}: {e.strerror or e}") from None
     if not os.access(out, os.W_OK):
@@ -103,6 +102,7 @@ def run_in_pieces(
       The pieces' arrays concatenated along axis 0.
     """
     pieces_dir = Path(out_dir) / "pieces"
+    pieces_dir.mkdir(exist_ok=True)
     indices = range(num_pieces) if progress is None else progress(range(num_pieces))
     pieces = []
     for i in indices:
