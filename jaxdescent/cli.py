@@ -8,6 +8,7 @@ import importlib
 import json
 import math
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -115,7 +116,7 @@ def run_meta(args, started: float, **extra) -> dict:
     import jaxdescent
 
     return {
-        "command": "jaxdescent " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("jaxdescent") else " ".join(sys.argv),
+        "command": shlex.join(["jaxdescent", *args.argv]),
         "jaxdescent_version": jaxdescent.__version__,
         "jax_version": jax.__version__,
         "devices": [str(d) for d in jax.devices()],
@@ -161,7 +162,7 @@ def _reproduce(args) -> None:
     if args.out:
         from jaxdescent import results
 
-        out = results.prepare(args.out, {"command": "reproduce"})
+        out = results.prepare(args.out, {"subcommand": "reproduce"})
     rows = reproduce()
     as_json = json.dumps([dict(r._asdict(), agrees=r.agrees) for r in rows], indent=1, allow_nan=True)
     table = format_rows(rows) + (
@@ -192,7 +193,7 @@ def _sweep(args) -> None:
     w0 = parse_grid(args.w0, "--w0")
     if np.any(~np.isfinite(learning_rate)) or np.any(learning_rate <= 0):
         raise ValueError(f"--learning-rate: every learning rate must be finite and > 0, got {args.learning_rate!r}")
-    config = {"command": "sweep", "loss": args.loss, "learning_rate": args.learning_rate, "w0": args.w0,
+    config = {"subcommand": "sweep", "loss": args.loss, "learning_rate": args.learning_rate, "w0": args.w0,
               "num_steps": args.num_steps, "optimizer": args.optimizer}
     out = results.prepare(args.out, config)
     rows = max(1, args.piece_runs // len(w0))
@@ -258,7 +259,7 @@ def _train(args) -> None:
     learning_rate = parse_grid(args.learning_rate, "--learning-rate")
     if np.any(~np.isfinite(learning_rate)) or np.any(learning_rate <= 0):
         raise ValueError(f"--learning-rate: every learning rate must be finite and > 0, got {args.learning_rate!r}")
-    config = {"command": "train", "dataset": args.dataset, "hidden": args.hidden, "optimizer": args.optimizer,
+    config = {"subcommand": "train", "dataset": args.dataset, "hidden": args.hidden, "optimizer": args.optimizer,
               "learning_rate": args.learning_rate, "seeds": args.seeds, "num_steps": args.num_steps,
               "ste": args.ste, "slope": args.slope, "seed": args.seed}
     out = results.prepare(args.out, config)
@@ -364,7 +365,9 @@ def _join_grid_values(argv: Sequence[str]) -> list:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parser().parse_args(_join_grid_values(sys.argv[1:] if argv is None else argv))
+    argv = _join_grid_values(sys.argv[1:] if argv is None else argv)
+    args = parser().parse_args(argv)
+    args.argv = argv
     try:
         args.run(args)
     except (ValueError, TypeError, OSError, ImportError) as e:

@@ -166,9 +166,11 @@ def to_csv(result: Results, path, *, index=("learning_rate", "w0")) -> None:
     for name, a in result.arrays.items():
         if name not in index and a.shape[: len(shape)] == shape:
             add(name, a, shape)
-    flat = {k: v.reshape(-1) for k, v in columns.items()}
+    # float32 values as their shortest repr ("0.0001", not 9.999999747378752e-05)
+    text_of = lambda v: [str(x) for x in v] if v.dtype == np.float32 else v.tolist()
+    flat = {k: text_of(v.reshape(-1)) for k, v in columns.items()}
     text = io.StringIO()
     writer = csv.writer(text)
     writer.writerow(flat)
-    writer.writerows(zip(*(v.tolist() for v in flat.values())))
+    writer.writerows(zip(*flat.values()))
     _atomic_write(Path(path), lambda f: f.write(text.getvalue().encode()))
