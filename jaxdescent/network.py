@@ -79,8 +79,9 @@ def _step_bwd(ste, residuals, g):
     elif ste == "clipped":
         dx = jnp.where(jnp.abs(x) <= 1, g, jnp.zeros_like(g))
     else:  # "sigmoid"
-        s = jax.nn.sigmoid(slope * x)
-        dx = g * (slope * s * (1 - s))
+        z = slope * x
+        # σ(z)σ(−z) rather than σ(z)(1 − σ(z)): 1 − σ(z) cancels to 0 in float32 for z > ~17.
+        dx = g * (slope * jax.nn.sigmoid(z) * jax.nn.sigmoid(-z))
     return dx, jnp.zeros_like(slope)
 
 
