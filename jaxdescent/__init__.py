@@ -1,6 +1,6 @@
 """jaxdescent: gradient descent you can see, sweep and trust, as pure JAX functions."""
 
-from jaxdescent import losses
+from jaxdescent import datasets, losses, network
 from jaxdescent.descent import Trajectory, gradient_descent
 from jaxdescent.search import Point, critical_learning_rate, grid_search, stationary_point
 from jaxdescent.sweep import SweepResult, fast_cpu_flags, grid_pairs, sweep, sweep_pairs, use_fast_cpu_flags
@@ -12,11 +12,13 @@ __all__ = [
     "SweepResult",
     "Trajectory",
     "critical_learning_rate",
+    "datasets",
     "fast_cpu_flags",
     "grid_pairs",
     "gradient_descent",
     "grid_search",
     "losses",
+    "network",
     "stationary_point",
     "sweep",
     "sweep_pairs",

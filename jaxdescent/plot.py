@@ -132,7 +132,7 @@ def bowl_path(loss_fn: Callable, path, *, title: str = "") -> Figure:
 
 
 def training_curves(loss: np.ndarray, accuracy: np.ndarray, labels: Sequence[str], *, title: str = "") -> Figure:
-    """Median and interquartile band over seeds of loss and accuracy per step.
+    """Mean over seeds (line) and interquartile band of loss and accuracy per step.
 
     Args:
       loss, accuracy: (groups, seeds, steps), e.g. one group per learning rate.
@@ -144,11 +144,11 @@ def training_curves(loss: np.ndarray, accuracy: np.ndarray, labels: Sequence[str
         values = np.asarray(values, float)
         steps = np.arange(1, values.shape[-1] + 1)
         for i, label in enumerate(labels):
-            q1, med, q3 = np.nanpercentile(values[i], [25, 50, 75], axis=0)
-            ax.plot(steps, med, color=f"C{i}", label=label)
+            q1, q3 = np.nanpercentile(values[i], [25, 75], axis=0)
+            ax.plot(steps, np.nanmean(values[i], axis=0), color=f"C{i}", label=label)
             ax.fill_between(steps, q1, q3, color=f"C{i}", alpha=0.2)
         ax.set(xscale="log", xlabel="step", ylabel=name)
-    axes[0].legend(title="median, IQR over seeds")
+    axes[0].legend(title="mean, IQR over seeds")
     fig.suptitle(title)
     return fig
 
