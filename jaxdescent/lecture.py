@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdescent import datasets, network
 from jaxdescent.descent import gradient_descent
 from jaxdescent.losses import bowl, quadratic, sextic
 from jaxdescent.search import grid_search, stationary_point
@@ -50,6 +51,18 @@ def _first_step(path: np.ndarray, target: float, decimals: int) -> int:
     return int(hits[0]) if hits.size else -1
 
 
+def _network_gradients(dtype) -> dict:
+    """The lecture's "?": the largest |∂MSE/∂W| of the step network on XOR, true step vs straight-through."""
+    x, y = datasets.xor()
+    x, y = x.astype(dtype), y.astype(dtype)
+    rng = np.random.default_rng(0)  # the same weights in float32 and float64 (bias rows included)
+    params = network.Params(jnp.asarray(rng.normal(size=(3, 4)), dtype), jnp.asarray(rng.normal(size=(5, 1)), dtype))
+    largest = lambda ste: jax.tree_util.tree_map(
+        lambda g: jnp.max(jnp.abs(g)), jax.grad(lambda p: network.mse(p, x, y, ste=ste))(params))
+    true, ste = largest(None), largest("identity")
+    return {"dW1_true": true.w1, "dW2_true": true.w2, "dW1_ste": ste.w1, "dW2_ste": ste.w2}
+
+
 def _numbers(dtype) -> dict:
     """All computed values of the lecture, in ``dtype``."""
     f = lambda w: sextic(jnp.asarray(w, dtype))
@@ -77,6 +90,7 @@ def _numbers(dtype) -> dict:
         "bowl_y": bowl(w_bowl), "bowl_d1": jax.grad(bowl)(w_bowl)[0], "bowl_d2": jax.grad(bowl)(w_bowl)[1],
         "bowl_gd_w1": bowl_path.w[-1, 0], "bowl_gd_w2": bowl_path.w[-1, 1],
     }
+    n.update(_network_gradients(dtype))
     for t in range(1, 5):
         n[f"blowup_w{t}"], n[f"blowup_y{t}"] = blowup.w[t], blowup.loss[t]
     n["blowup_grad1"] = blowup.grad[1]
@@ -147,4 +161,10 @@ def reproduce() -> list[Row]:
         row("bowl ∂y/∂w₂(−8, 7)", "bowl_d2", 14, 0),
         row("bowl: w₁ after 100 steps of α = 0.1", "bowl_gd_w1", 0.0, 6, "the minimum (0, 0) the slide finds by algebra"),
         row("bowl: w₂ after 100 steps of α = 0.1", "bowl_gd_w2", 0.0, 6),
+        row("network on XOR: max |∂MSE/∂W₁|, true step", "dW1_true", None, 6,
+            "the slide's \"?\": exactly 0, the step is flat wherever it has a derivative"),
+        row("network on XOR: max |∂MSE/∂W₂|, true step", "dW2_true", None, 6, "so W := W − α·0 never moves"),
+        row("network on XOR: max |∂MSE/∂W₁|, identity STE", "dW1_ste", None, 6,
+            "straight-through: exact step forward, identity backward; now it learns"),
+        row("network on XOR: max |∂MSE/∂W₂|, identity STE", "dW2_ste", None, 6),
     ]

@@ -108,7 +108,8 @@ def test_killed_sweep_resumes_bit_identical(tmp_path):
 def test_reproduce_writes_table_and_figures(tmp_path):
     pytest.importorskip("matplotlib")
     run("reproduce", "--out", str(tmp_path), "--quiet")
-    for name in ("lecture.txt", "lecture.json", "descent_on_loss.png", "loss_vs_step.png", "phase_diagram.png", "bowl_path.png"):
+    for name in ("lecture.txt", "lecture.json", "descent_on_loss.png", "loss_vs_step.png", "phase_diagram.png",
+                 "bowl_path.png", "network_training.png"):
         assert (tmp_path / name).stat().st_size > 1000, name
 
 

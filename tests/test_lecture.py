@@ -83,3 +83,10 @@ def test_cli_table_and_script():
     out = subprocess.run([sys.executable, "experiments/reproduce_lecture.py"],
                          capture_output=True, text=True, check=True).stdout
     assert "7,573,954.90" in out and "7,572,376.24" in out and "inf" in out
+
+
+def test_the_networks_question_mark_is_exactly_zero_and_the_ste_is_not():
+    for name in ("W₁", "W₂"):
+        assert ROWS[f"network on XOR: max |∂MSE/∂{name}|, true step"].float32 == 0.0
+        assert ROWS[f"network on XOR: max |∂MSE/∂{name}|, true step"].float64 == 0.0
+        assert ROWS[f"network on XOR: max |∂MSE/∂{name}|, identity STE"].float32 > 0.1
