@@ -51,6 +51,14 @@ def parse_grid(text: str, name: str) -> np.ndarray:
             "or a comma list such as 0.1,0.01") from None
 
 
+def learning_rates(text: str) -> np.ndarray:
+    """``--learning-rate``'s grid, each finite and > 0."""
+    grid = parse_grid(text, "--learning-rate")
+    if np.any(~np.isfinite(grid)) or np.any(grid <= 0):
+        raise ValueError(f"--learning-rate: every learning rate must be finite and > 0, got {text!r}")
+    return grid
+
+
 def resolve_loss(name: str):
     """A loss of ``jaxdescent.losses`` by name, or ``module:function``."""
     from jaxdescent import losses
@@ -189,10 +197,8 @@ def _sweep(args) -> None:
         pass
     started = time.time()
     loss_fn = resolve_loss(args.loss)
-    learning_rate = parse_grid(args.learning_rate, "--learning-rate")
+    learning_rate = learning_rates(args.learning_rate)
     w0 = parse_grid(args.w0, "--w0")
-    if np.any(~np.isfinite(learning_rate)) or np.any(learning_rate <= 0):
-        raise ValueError(f"--learning-rate: every learning rate must be finite and > 0, got {args.learning_rate!r}")
     config = {"subcommand": "sweep", "loss": args.loss, "learning_rate": args.learning_rate, "w0": args.w0,
               "num_steps": args.num_steps, "optimizer": args.optimizer}
     out = results.prepare(args.out, config)
@@ -223,6 +229,15 @@ def _sweep(args) -> None:
     print(f"{diverged.size} runs of {args.num_steps} steps: {int(converged.sum())} converged, "
           f"{int(diverged.sum())} diverged, {int((~converged & ~diverged).sum())} neither; "
           f"{time.time() - started:.1f} s; results in {out}/results.npz")
+
+
+def _run_arguments(p: argparse.ArgumentParser, *, plot: str) -> None:
+    """The arguments ``sweep`` and ``train`` share."""
+    p.add_argument("--learning-rate", required=True, metavar="GRID", help="linspace:A:B:N, logspace:A:B:N or a,b,c")
+    p.add_argument("--num-steps", required=True, type=non_negative_int, metavar="N")
+    p.add_argument("--out", required=True, metavar="DIR", help="the results folder (a rerun resumes there)")
+    p.add_argument("--plot", action="store_true", help=f"write {plot}")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -256,9 +271,7 @@ def _train(args) -> None:
 
     started = time.time()
     x, y, x_test, y_test = load_dataset(args.dataset)
-    learning_rate = parse_grid(args.learning_rate, "--learning-rate")
-    if np.any(~np.isfinite(learning_rate)) or np.any(learning_rate <= 0):
-        raise ValueError(f"--learning-rate: every learning rate must be finite and > 0, got {args.learning_rate!r}")
+    learning_rate = learning_rates(args.learning_rate)
     config = {"subcommand": "train", "dataset": args.dataset, "hidden": args.hidden, "optimizer": args.optimizer,
               "learning_rate": args.learning_rate, "seeds": args.seeds, "num_steps": args.num_steps,
               "ste": args.ste, "slope": args.slope, "seed": args.seed}
@@ -318,16 +331,12 @@ def parser() -> argparse.ArgumentParser:
         epilog="example: jaxdescent sweep --loss sextic --learning-rate logspace:-4:0:200 "
                "--w0 linspace:-2:2:200 --num-steps 1000 --out sweep/ --plot")
     s.add_argument("--loss", required=True, help="a loss of jaxdescent.losses (sextic, quadratic, bowl, himmelblau) or module:function")
-    s.add_argument("--learning-rate", required=True, metavar="GRID", help="linspace:A:B:N, logspace:A:B:N or a,b,c")
     s.add_argument("--w0", required=True, metavar="GRID", help="start points: a grid, or for 2-D losses 'x1,y1;x2,y2' or 'GRID x GRID'")
-    s.add_argument("--num-steps", required=True, type=non_negative_int, metavar="N")
     s.add_argument("--optimizer", choices=OPTIMIZERS, default="gd", help="gd: the lecture's w := w − α∇ (default)")
-    s.add_argument("--out", required=True, metavar="DIR")
+    _run_arguments(s, plot="DIR/phase_diagram.png")
     s.add_argument("--piece-runs", type=positive_int, default=1 << 16, metavar="N",
                    help="runs per saved piece (default 65536)")
-    s.add_argument("--plot", action="store_true", help="write DIR/phase_diagram.png")
     s.add_argument("--csv", action="store_true", help="also write DIR/results.csv, one row per run")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(run=_sweep)
 
     t = sub.add_parser(
@@ -339,16 +348,12 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", required=True, help="xor, parity:N (all 2^N patterns, ±1) or digits (needs scikit-learn)")
     t.add_argument("--hidden", required=True, type=positive_int, metavar="H")
     t.add_argument("--optimizer", choices=("sgd", "adam"), default="adam", help="sgd: the lecture's W := W − α ∂MSE/∂W")
-    t.add_argument("--learning-rate", required=True, metavar="GRID", help="linspace:A:B:N, logspace:A:B:N or a,b,c")
     t.add_argument("--seeds", type=positive_int, default=64, metavar="K")
-    t.add_argument("--num-steps", required=True, type=non_negative_int, metavar="N")
     t.add_argument("--ste", choices=("identity", "clipped", "sigmoid", "none"), default="sigmoid",
                    help="the straight-through estimator (none: the true step, whose gradient is zero)")
     t.add_argument("--slope", type=float, default=4.0, help="the sigmoid estimator's slope (default 4)")
     t.add_argument("--seed", type=int, default=0, help="the root random seed")
-    t.add_argument("--out", required=True, metavar="DIR")
-    t.add_argument("--plot", action="store_true", help="write DIR/training_curves.png")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _run_arguments(t, plot="DIR/training_curves.png")
     t.set_defaults(run=_train)
     return p
 

@@ -114,5 +114,33 @@ def test_reproduce_writes_table_and_figures(tmp_path):
 
 
 def test_help_has_examples():
-    for sub in ("reproduce", "sweep"):
+    for sub in ("reproduce", "sweep", "train"):
         assert "example:" in run(sub, "--help").stdout
+
+
+def test_train_xor_matches_the_library(tmp_path):
+    import jax
+    import optax
+
+    from jaxdescent import datasets, network
+
+    out = run("train", "--dataset", "xor", "--hidden", "4", "--learning-rate", "0.01,0.1", "--seeds", "8",
+              "--num-steps", "300", "--out", str(tmp_path), "--quiet").stdout
+    assert "8 seeds × 2 learning rates" in out
+    r = results.load(tmp_path).arrays
+    assert r["loss"].shape == (2, 8, 300) and r["solved_step"].shape == (2, 8)
+    x, y = datasets.xor()
+    _, history = network.train_many(jax.random.split(jax.random.key(0), 8), x, y,
+                                    learning_rates=np.array([0.1], np.float32), optimizer_factory=optax.adam,
+                                    n_hidden=4, num_steps=300, ste="sigmoid", slope=4.0)
+    np.testing.assert_array_equal(r["solved_step"][1], history.solved_step[0])
+
+
+@pytest.mark.parametrize("args, message", [(["--dataset", "mnist"], "unknown dataset"),
+                                           (["--dataset", "parity:x"], "parity needs a bit count"),
+                                           (["--hidden", "0"], "must be >= 1")])
+def test_train_bad_input(tmp_path, args, message):
+    base = {"--dataset": "xor", "--hidden": "2", "--learning-rate": "0.1", "--num-steps": "3", "--out": str(tmp_path)}
+    base.update(dict(zip(args[::2], args[1::2])))
+    proc = run("train", *[x for kv in base.items() for x in kv], "--quiet", check=False)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
