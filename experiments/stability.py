@@ -57,8 +57,9 @@ def sextic_study(out, n, num_steps, lines):
             j = int(np.argmin(np.abs(w0 - w)))
             conv, div = boundary(lrs, converged[:, j] & ~diverged[:, j], diverged[:, j])
             lines.append(f"| {name} | {predicted:.4f} | {label} (w0 = {w0[j]:.2f}) | {conv:.4f} | {div:.4f} |")
-        lines.append(f"| {name} | | all starts: {converged.mean():.1%} converged, {diverged.mean():.1%} diverged "
-                     f"| sweep {seconds:.1f} s | |")
+        steps = np.asarray(r.converged_step)[converged & ~diverged]
+        lines.append(f"| {name} | | all (α, w0): {converged.mean():.1%} converged (median step {np.median(steps):.0f}), "
+                     f"{diverged.mean():.1%} diverged | sweep {seconds:.1f} s | |")
         fig = plot.phase_diagram(lrs, w0, np.asarray(r.diverged_step), np.asarray(r.converged_step),
                                  title=f"sextic, {name}, {num_steps} steps",
                                  critical=predicted if np.isfinite(predicted) else None)
