@@ -2,7 +2,7 @@
 
 Writes figures (PNG) and ``table.md`` to ``--out`` (default experiments/out/step_network).
 
-Run: python experiments/step_network.py [--out DIR] [--seeds 256] [--quick]
+Run: python experiments/step_network.py [--out DIR] [--seeds 256] [--quick] [--digits-only]
 """
 
 import argparse
@@ -166,31 +166,36 @@ def digits_study(keys, steps, lines, plt, out, quick):
     except ImportError as e:
         lines += ["## Digits", "", f"skipped: {e}", ""]
         return
-    hidden = 128
+    # Slope 2 rather than the 4 that suits parity: chosen on a validation split
+    # carved from the training images (16 seeds, not these keys), where slope 4
+    # reached 91.4% mean (some seeds collapsing), slope 2 95.7% (min 95.1%),
+    # slope 8 56% (cosine-decayed rate); a cosine-decayed rate did not beat a constant 0.01.
+    hidden, slope, lr = 128, 2.0, 0.01
     test = jax.jit(jax.vmap(jax.vmap(lambda p: (jnp.mean(predict(p, x_test) == jnp.argmax(y_test, 1)),
                                                    jnp.mean(jnp.all(forward(p, x_test) == y_test, 1)),
                                                    jnp.mean(jnp.all(forward(p, x_test) == 0, 1))))))
     t = time.perf_counter()
-    p, h = train_many(keys, x_train, y_train, learning_rates=jnp.array([0.01]), optimizer_factory=optax.adam,
-                      n_hidden=hidden, num_steps=steps, ste="sigmoid", slope=4.0)
+    p, h = train_many(keys, x_train, y_train, learning_rates=jnp.array([lr]), optimizer_factory=optax.adam,
+                      n_hidden=hidden, num_steps=steps, ste="sigmoid", slope=slope)
     acc, exact, zero = (np.asarray(a)[0] for a in test(p))
     seconds = time.perf_counter() - t
-    base = baseline(keys, x_train, y_train, x_test, y_test, hidden=hidden, steps=steps, lr=0.01)
-    lines += ["## Digits (scikit-learn 8×8, 1437 train / 360 test, 128 hidden, full batch, Adam lr 0.01)", "",
+    base = baseline(keys, x_train, y_train, x_test, y_test, hidden=hidden, steps=steps, lr=lr)
+    lines += [f"## Digits (scikit-learn 8×8, 1437 train / 360 test, {hidden} hidden, full batch, Adam lr {lr:g})", "",
               "| network | seeds | steps | test accuracy mean (min–max) | test exact match of O_out | train accuracy |",
               "|---|---|---|---|---|---|",
-              f"| step in both layers, sigmoid STE slope 4 | {len(keys)} | {steps} | {100 * acc.mean():.2f}% "
+              f"| step in both layers, sigmoid STE slope {slope:g} | {len(keys)} | {steps} | {100 * acc.mean():.2f}% "
               f"({100 * acc.min():.1f}–{100 * acc.max():.1f}) | {100 * exact.mean():.2f}% | "
               f"{100 * float(np.mean(h.accuracy[..., -1])):.2f}% |",
               f"| relu hidden, sigmoid output, same MSE | {len(keys)} | {steps} | {100 * base.mean():.2f}% "
               f"({100 * base.min():.1f}–{100 * base.max():.1f}) | — | — |", "",
-              f"(step network training time for {len(keys)} seeds: {seconds:.0f} s)", ""]
-    lrs = jnp.array([0.003, 0.01, 0.03, 0.1, 0.3])
+              f"(step network training time for {len(keys)} seeds: {seconds:.0f} s; slope and learning rate were "
+              "picked on a validation split of the training images, never on the test set)", ""]
+    lrs = jnp.array([0.003, 0.01, 0.03, 0.1, 0.3, 1.0])
     few = keys[: min(16, len(keys))]
     p, _ = train_many(few, x_train, y_train, learning_rates=lrs, optimizer_factory=optax.adam, n_hidden=hidden,
-                      num_steps=steps, ste="sigmoid", slope=4.0)
+                      num_steps=steps, ste="sigmoid", slope=slope)
     acc, _, zero = (np.asarray(a) for a in test(p))
-    lines += [f"Too high a learning rate collapses digits ({len(few)} seeds, sigmoid slope 4, Adam):", "",
+    lines += [f"Too high a learning rate collapses digits ({len(few)} seeds, sigmoid slope {slope:g}, Adam):", "",
               "| lr | test accuracy | test outputs all zero |", "|---|---|---|"]
     lines += [f"| {float(r):g} | {100 * acc[i].mean():.1f}% | {100 * zero[i].mean():.1f}% |" for i, r in enumerate(lrs)]
     lines.append("")
@@ -200,7 +205,7 @@ def digits_study(keys, steps, lines, plt, out, quick):
     ax.set_xscale("log")
     ax.set_xlabel("Adam learning rate")
     ax.set_ylabel("% of test images")
-    ax.set_title(f"Digits, step network, 128 hidden, {steps} steps")
+    ax.set_title(f"Digits, step network, {hidden} hidden, sigmoid slope {slope:g}, {steps} steps")
     ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(out, "digits_learning_rate.png"), dpi=120)
@@ -228,6 +233,7 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join("experiments", "out", "step_network"))
     parser.add_argument("--seeds", type=int, default=256)
     parser.add_argument("--quick", action="store_true", help="a fast smoke run: few seeds and steps")
+    parser.add_argument("--digits-only", action="store_true", help="run only the digits study")
     args = parser.parse_args(argv)
     import matplotlib
 
@@ -239,10 +245,11 @@ def main(argv=None):
     keys = jax.random.split(jax.random.key(0), seeds)
     steps = 100 if args.quick else 2000
     lines = ["# The step network", ""]
-    zero_gradient(lines)
-    xor_study(keys, steps, lines, plt, args.out)
-    loss_curves(keys, min(steps, 500), plt, args.out)
-    parity_study(keys, steps, lines, plt, args.out, args.quick)
+    if not args.digits_only:
+        zero_gradient(lines)
+        xor_study(keys, steps, lines, plt, args.out)
+        loss_curves(keys, min(steps, 500), plt, args.out)
+        parity_study(keys, steps, lines, plt, args.out, args.quick)
     digits_study(keys[: min(seeds, 4)] if args.quick else keys, 30 if args.quick else 1000, lines, plt, args.out,
                  args.quick)
     with open(os.path.join(args.out, "table.md"), "w") as f:

@@ -185,9 +185,12 @@ def init_params(key: jax.Array, n_in: int, n_hidden: int, n_out: int) -> Params:
 
 
 def _init(key, n_in, n_hidden, n_out):
-    k1, k2 = jax.random.split(key)
-    w1 = jax.random.normal(k1, (n_in + 1, n_hidden)) / np.sqrt(n_in + 1)
-    w2 = jax.random.normal(k2, (n_hidden + 1, n_out)) / np.sqrt(n_hidden + 1)
+    # One draw for both matrices, not split(key) and two draws: XLA's CPU compile
+    # of two threefry streams took ~1.5 s of the ~2 s it took to compile train.
+    n1, n2 = (n_in + 1) * n_hidden, (n_hidden + 1) * n_out
+    z = jax.random.normal(key, (n1 + n2,))
+    w1 = z[:n1].reshape(n_in + 1, n_hidden) / np.sqrt(n_in + 1)
+    w2 = z[n1:].reshape(n_hidden + 1, n_out) / np.sqrt(n_hidden + 1)
     return Params(w1, w2)
 
 

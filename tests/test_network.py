@@ -56,6 +56,15 @@ def test_true_step_gives_the_lectures_question_mark_zero():
     assert float(jnp.abs(g_ste.w1).max()) > 0 and float(jnp.abs(g_ste.w2).max()) > 0
 
 
+def test_init_params_scale_is_one_over_sqrt_fan_in():
+    params = init_params(jax.random.key(5), 99, 199, 50)
+    chex.assert_shape([params.w1, params.w2], [(100, 199), (200, 50)])
+    assert float(jnp.std(params.w1)) == pytest.approx(0.1, rel=0.03)
+    assert float(jnp.std(params.w2)) == pytest.approx(200 ** -0.5, rel=0.03)
+    # one draw sliced in two: w2 must not repeat the start of w1's stream
+    assert not np.allclose(np.ravel(params.w1)[:50] * 10, np.ravel(params.w2)[:50] * 200 ** 0.5)
+
+
 def test_forward_mse_predict_match_numpy():
     x_np = np.random.default_rng(0).normal(size=(50, 6)).astype(np.float32)
     y_np = np.eye(3, dtype=np.float32)[np.random.default_rng(1).integers(0, 3, 50)]
