@@ -435,12 +435,13 @@ def train(
                       num_steps=num_steps, ste=ste, stop_when_solved=bool(stop_when_solved))
 
 
-_CHUNK_BYTES = 4 << 20
+_CHUNK_BYTES = {"cpu": 4 << 20, "accelerator": 1 << 30}
 
 
 def _auto_chunk(num_examples, n_hidden):
-    """Runs per chunk whose hidden activations (float32) fit in about 4 MiB of cache."""
-    return max(1, _CHUNK_BYTES // (4 * num_examples * (n_hidden + 1)))
+    """Runs per chunk whose hidden activations (float32) fit in about 4 MiB of CPU cache, or 1 GiB on GPU/TPU."""
+    budget = _CHUNK_BYTES["cpu" if jax.default_backend() == "cpu" else "accelerator"]
+    return max(1, budget // (4 * num_examples * (n_hidden + 1)))
 
 
 def _fit_grid(keys, x, y, learning_rates, slope, *, optimizer_factory, chunk_size, **settings):
@@ -508,10 +509,11 @@ def train_many(
         an optax factory such as ``optax.adam``, called with ``learning_rate=``.
       n_hidden, num_steps, ste, slope, stop_when_solved: as in :func:`train`.
       chunk_size: how many runs are vmapped together; the chunks run one after
-        another inside the same compiled program. ``None`` picks as many as
-        keep the hidden activations within about 4 MiB (all runs for XOR and
-        parity, a few for digits), which is what makes the vmapped runs at
-        least as fast per run as sequential ones on CPU. Results do not depend
+        another inside the same compiled program. ``None`` picks, on CPU, as
+        many as keep the hidden activations within about 4 MiB (all runs for
+        XOR and parity, a few for digits), which is what makes the vmapped runs
+        at least as fast per run as sequential ones; on GPU/TPU, up to 1 GiB of
+        them (a GPU wants every run in flight at once). Results do not depend
         on it beyond float rounding.
 
     Returns:
