@@ -109,6 +109,16 @@ def non_negative_int(text: str) -> int:
 # ---------------------------------------------------------------- helpers
 
 
+def _fast_path() -> None:
+    """The command owns its process, so it takes XLA's fast CPU loop path (see jaxdescent.use_fast_cpu_flags)."""
+    from jaxdescent.sweep import use_fast_cpu_flags
+
+    try:
+        use_fast_cpu_flags()
+    except RuntimeError:  # JAX already started (main() called from a program that used it): keep its flags
+        pass
+
+
 def progress_bar(quiet: bool, desc: str):
     """Wraps an iterable in a tqdm bar, unless quiet or stderr is not a terminal."""
     if quiet or not sys.stderr.isatty():
@@ -189,12 +199,9 @@ def _reproduce(args) -> None:
 
 def _sweep(args) -> None:
     from jaxdescent import results
-    from jaxdescent.sweep import sweep, use_fast_cpu_flags
+    from jaxdescent.sweep import sweep
 
-    try:
-        use_fast_cpu_flags()  # the command owns its process, so it takes XLA's fast CPU loop path
-    except RuntimeError:  # JAX already started (main() called from a program that used it): keep its flags
-        pass
+    _fast_path()
     started = time.time()
     loss_fn = resolve_loss(args.loss)
     learning_rate = learning_rates(args.learning_rate)
@@ -269,6 +276,7 @@ def _train(args) -> None:
 
     from jaxdescent import network, results
 
+    _fast_path()
     started = time.time()
     x, y, x_test, y_test = load_dataset(args.dataset)
     learning_rate = learning_rates(args.learning_rate)

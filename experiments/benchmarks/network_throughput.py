@@ -13,6 +13,7 @@ Run: python experiments/benchmarks/network_throughput.py [--steps 300] [--seeds 
 """
 
 import argparse
+import importlib.util
 import io
 import json
 import os
@@ -102,10 +103,17 @@ def main(argv=None):
                         help="CPU threads for PyTorch (default: the cores XLA's CPU pool uses)")
     parser.add_argument("--out", default=os.path.join("experiments", "out", "benchmarks"))
     parser.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--default-xla-flags", action="store_true",
+                        help="do not call jaxdescent.use_fast_cpu_flags() (to measure the default CPU path)")
     args = parser.parse_args(argv)
     if args.torch_worker:
         torch_worker(args.steps, args.threads)
         return
+
+    import jaxdescent
+
+    if not args.default_xla_flags:
+        jaxdescent.use_fast_cpu_flags()  # before JAX starts; ignored on GPU/TPU
 
     import jax
     import jax.numpy as jnp
@@ -123,7 +131,11 @@ def main(argv=None):
 
     x, y, _, _ = datasets.digits()
     # PyTorch first, while no JAX computation has run in this process yet.
-    torch_info = torch_steps_per_s(x, y, args.steps, args.threads)
+    if importlib.util.find_spec("torch") is None:
+        print("PyTorch is not installed: its row is skipped (pip install torch)", file=sys.stderr)
+        torch_info = {"steps_per_s": float("nan"), "device": "not installed", "version": "(none)"}
+    else:
+        torch_info = torch_steps_per_s(x, y, args.steps, args.threads)
     torch_rate = torch_info["steps_per_s"]
 
     key = jax.random.key(0)
@@ -163,7 +175,7 @@ def main(argv=None):
     ]
     lines = [f"# Step network throughput: digits 1437×64, {HIDDEN} hidden, full batch, sigmoid STE slope {SLOPE:g}, "
              f"Adam lr {LR:g}, {args.steps} steps (jax {jax.__version__} on {jax_device}; PyTorch in its own "
-             f"process on {torch_info['device']})", "",
+             f"process on {torch_info['device']}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r})", "",
              "| what | training steps/s | × PyTorch eager |", "|---|---|---|"]
     lines += [f"| {name} | {r:,.0f} | {r / torch_rate:.2f}× |" for name, r in rows]
     lines += ["", f"- train_many per run vs sequential per run: {seq / vmapped:.2f}×",
