@@ -1,7 +1,7 @@
 """Step-network training throughput on digits: jaxdescent against PyTorch eager, and vmapped against sequential.
 
 Digits (1437 × 64), 128 hidden, full batch, sigmoid surrogate slope 4, Adam lr 0.01.
-Prints a table and writes it to ``--out``/network_throughput.md.
+Prints a table and writes it to ``--out``/network_throughput.md (default experiments/benchmarks/out/).
 
 PyTorch runs in a child process (this script re-invoked with ``--torch-worker``)
 with ``torch.set_num_threads`` set to the thread count JAX uses: in one process
@@ -101,7 +101,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=64)
     parser.add_argument("--threads", type=int, default=cpu_threads(),
                         help="CPU threads for PyTorch (default: the cores XLA's CPU pool uses)")
-    parser.add_argument("--out", default=os.path.join("experiments", "out", "benchmarks"))
+    parser.add_argument("--out", default=os.path.join("experiments", "benchmarks", "out"))
     parser.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--default-xla-flags", action="store_true",
                         help="do not call jaxdescent.use_fast_cpu_flags() (to measure the default CPU path)")
