@@ -56,7 +56,8 @@ def sextic_study(out, n, num_steps, lines):
         for label, w in starts.items():
             j = int(np.argmin(np.abs(w0 - w)))
             conv, div = boundary(lrs, converged[:, j] & ~diverged[:, j], diverged[:, j])
-            lines.append(f"| {name} | {predicted:.4f} | {label} (w0 = {w0[j]:.2f}) | {conv:.4f} | {div:.4f} |")
+            bound = f"{predicted:.4f}" if np.isfinite(predicted) else "none (steps ≈ α)"
+            lines.append(f"| {name} | {bound} | {label} (w0 = {w0[j]:.2f}) | {conv:.4f} | {div:.4f} |")
         steps = np.asarray(r.converged_step)[converged & ~diverged]
         lines.append(f"| {name} | | all (α, w0): {converged.mean():.1%} converged (median step {np.median(steps):.0f}), "
                      f"{diverged.mean():.1%} diverged | sweep {seconds:.1f} s | |")
