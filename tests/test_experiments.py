@@ -33,3 +33,12 @@ def test_stability_quick(tmp_path):
     for name in ("phase_gd", "phase_momentum", "phase_adam", "final_state_bowl", "final_state_himmelblau"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     assert (tmp_path / "stability.md").read_text() in out
+
+
+def test_step_network_quick(tmp_path):
+    pytest.importorskip("sklearn")
+    script("step_network.py", "--out", str(tmp_path), "--quick")
+    table = (tmp_path / "table.md").read_text()
+    assert "| w1 | 0.0 |" in table and "| w2 | 0.0 |" in table  # the lecture's "?": exactly zero
+    for name in ("xor_success", "parity_slope", "digits_learning_rate"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
