@@ -194,7 +194,8 @@ def _reproduce(args) -> None:
 
         for name, fig in lecture_figures().items():
             fig.savefig(out / f"{name}.png", dpi=110)
-        print(f"\ntable and figures written to {out}/", file=sys.stderr)
+        if not args.quiet:
+            print(f"\ntable and figures written to {out}/", file=sys.stderr)
 
 
 def _sweep(args) -> None:
@@ -329,7 +330,7 @@ def parser() -> argparse.ArgumentParser:
         epilog="example: jaxdescent reproduce --out lecture/   (also writes the figures there)")
     r.add_argument("--json", action="store_true", help="print the table as JSON")
     r.add_argument("--out", metavar="DIR", help="also write the table and the lecture's figures (PNG) to DIR")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--quiet", action="store_true", help="nothing on stderr")
     r.set_defaults(run=_reproduce)
 
     s = sub.add_parser(
