@@ -11,10 +11,14 @@ Every file is written to a temporary name in the same folder and renamed into
 place, so a reader never sees half a file. Nothing is ever unpickled.
 """
 
+import contextlib
 import csv
+import hashlib
 import io
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple, Optional
 
@@ -29,15 +33,16 @@ class Results(NamedTuple):
 
 
 def _atomic_write(path: Path, write: Callable) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Writes through a fresh temporary file in the same folder (created exclusively, never a link), then renames."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        Path(tmp).unlink(missing_ok=True)
 
 
 def save_arrays(path, arrays: dict) -> None:
@@ -61,10 +66,15 @@ def save_json(path, obj) -> None:
 def prepare(out_dir, config: dict) -> Path:
     """Makes ``out_dir`` ready for the run ``config`` describes.
 
+    A new folder, an empty one, or one that holds the same run (to resume) is
+    accepted; anything else is refused and left untouched.
+
     Raises:
-      ValueError: the folder holds a run with another config (nothing is touched).
+      ValueError: the folder holds a run with another config, or other files.
       OSError: the folder cannot be created or written.
     """
+    if not str(out_dir).strip():
+        raise ValueError("the output folder name is empty; name a folder")
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -75,45 +85,137 @@ def prepare(out_dir, config: dict) -> Path:
     config = json.loads(json.dumps(config))
     path = out / "config.json"
     if path.exists():
-        old = json.loads(path.read_text())
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            raise ValueError(f"{out}/config.json is not valid JSON; choose another folder or remove it") from None
         if old != config:
             changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
             raise ValueError(
                 f"{out} holds another run (different {', '.join(changed)}); choose another --out or remove it")
-    elif (out / "results.npz").exists():
-        raise ValueError(f"{out} holds results of an unknown run; choose another --out or remove it")
     else:
+        others = sorted(p.name for p in out.iterdir() if p.name != LOCK)
+        if others:
+            raise ValueError(f"{out} holds other files ({', '.join(others[:3])}); choose an empty or new folder")
         save_json(path, config)
     return out
 
 
-def run_in_pieces(
-    out_dir, num_pieces: int, compute_piece: Callable[[int], dict], *, progress: Optional[Callable[[Iterable], Iterable]] = None
+LOCK = ".lock"
+
+
+@contextlib.contextmanager
+def lock(out_dir):
+    """Owns ``out_dir`` for the duration: a second run into the same folder is refused while this one lives.
+
+    The lock is a file created exclusively; one left by a process that no longer
+    exists is taken over.
+    """
+    path = Path(out_dir) / LOCK
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            try:
+                pid = int(path.read_text() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise ValueError(f"{out_dir} is in use by process {pid}; wait for it or choose another folder") \
+                    from None
+            path.unlink(missing_ok=True)  # stale: its owner is gone
+    else:
+        raise ValueError(f"cannot lock {out_dir}")
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        yield Path(out_dir)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _valid_piece(path: Path, identity: str, start: int, stop: int, fields: dict, extra=()) -> Optional[dict]:
+    """The piece's arrays if it proves it belongs to this run (identity, run range, fields, shapes); else None."""
+    try:
+        arrays = load_arrays(path)
+    except Exception:  # truncated, empty, not a zip, pickled: recompute it
+        return None
+    meta = {k: arrays.pop(k, None) for k in ("__identity__", "__start__", "__stop__", *extra)}
+    if meta["__identity__"] is None or str(meta["__identity__"]) != identity:
+        return None
+    if meta["__start__"] is None or int(meta["__start__"]) != start or int(meta["__stop__"]) != stop:
+        return None
+    if set(arrays) != set(fields):
+        return None
+    for name, (shape, dtype) in fields.items():
+        a = arrays[name]
+        if a.shape != (stop - start,) + tuple(shape) or a.dtype.str != dtype:
+            return None
+    return arrays
+
+
+def run_pieces(
+    out_dir, config: dict, num_runs: int, piece_runs: int, fields: dict,
+    compute_piece: Callable[[int, int], dict], *, extra: Optional[dict] = None,
+    progress: Optional[Callable[[Iterable], Iterable]] = None,
 ) -> dict:
-    """Computes pieces 0..num_pieces−1, saving each when done; pieces already on disk are loaded, not recomputed.
+    """Computes runs ``0..num_runs`` in pieces of ``piece_runs``, saving each; a rerun resumes.
+
+    ``DIR/pieces/piece_NNNNN.npz`` holds runs ``[start, stop)`` with the run's
+    identity (a digest of ``config``); a piece is used only if its identity, run
+    range, field names, shapes and dtypes all match, otherwise (foreign,
+    truncated, from another piece size) it is recomputed. When every piece is
+    there they are joined into ``DIR/results.npz`` (with ``extra`` arrays, e.g.
+    the coordinates) and the pieces are removed. A call that finds a valid
+    ``results.npz`` returns it without computing anything.
 
     Args:
-      out_dir: a folder made by :func:`prepare`.
-      num_pieces: how many pieces.
-      compute_piece: piece index → dict of arrays, each with the piece's runs on axis 0.
-      progress: wraps the iterable of piece indices (e.g. a tqdm bar).
+      out_dir: the folder; it is locked for the duration (see :func:`lock`).
+      config: JSON-able identity of the run (see :func:`prepare`).
+      num_runs, piece_runs: how many runs, and how many per piece.
+      fields: name → (per-run shape, dtype string) of every array a piece holds.
+      compute_piece: ``(start, stop)`` → dict of arrays with ``stop - start`` runs first.
+      extra: arrays stored beside the results (coordinates).
+      progress: wraps the iterable of piece numbers (e.g. a tqdm bar).
 
     Returns:
-      The pieces' arrays concatenated along axis 0.
+      name → the arrays of all runs, concatenated.
     """
-    pieces_dir = Path(out_dir) / "pieces"
-    pieces_dir.mkdir(exist_ok=True)
-    indices = range(num_pieces) if progress is None else progress(range(num_pieces))
-    pieces = []
-    for i in indices:
-        path = pieces_dir / f"piece_{i:05d}.npz"
-        if path.exists():
-            pieces.append(load_arrays(path))
-        else:
-            arrays = {k: np.asarray(v) for k, v in compute_piece(i).items()}
-            save_arrays(path, arrays)
-            pieces.append(arrays)
-    return {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
+    identity = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    out = prepare(out_dir, config)
+    with lock(out):
+        done = _valid_piece(out / "results.npz", identity, 0, num_runs, fields, extra or ()) \
+            if (out / "results.npz").exists() else None
+        if done is not None:
+            return {k: done[k] for k in fields}
+        pieces_dir = out / "pieces"
+        pieces_dir.mkdir(exist_ok=True)
+        num_pieces = -(-num_runs // piece_runs)
+        parts = []
+        for i in range(num_pieces) if progress is None else progress(range(num_pieces)):
+            start, stop = i * piece_runs, min((i + 1) * piece_runs, num_runs)
+            path = pieces_dir / f"piece_{i:05d}.npz"
+            arrays = _valid_piece(path, identity, start, stop, fields) if path.exists() else None
+            if arrays is None:
+                arrays = {k: np.asarray(v) for k, v in compute_piece(start, stop).items()}
+                save_arrays(path, {**arrays, "__identity__": identity, "__start__": start, "__stop__": stop})
+            parts.append(arrays)
+        arrays = {k: np.concatenate([p[k] for p in parts]) for k in fields}
+        save_arrays(out / "results.npz", {**arrays, **(extra or {}), "__identity__": identity, "__start__": 0,
+                                          "__stop__": num_runs})
+        shutil.rmtree(pieces_dir, ignore_errors=True)
+    return arrays
 
 
 def save(out_dir, arrays: dict, meta: dict) -> None:
@@ -141,36 +243,24 @@ def load(out_dir) -> Results:
     return Results(load_arrays(out / "results.npz"), meta)
 
 
-def to_csv(result: Results, path, *, index=("learning_rate", "w0")) -> None:
-    """Writes one CSV row per run, for pandas users.
+def write_csv(path, columns: Callable[[slice], dict], num_runs: int, *, block: int = 1 << 16) -> None:
+    """Writes one CSV row per run, ``block`` rows at a time: memory O(block), not O(runs).
 
-    The arrays named in ``index`` are the grid axes (``learning_rate`` of shape (L,),
-    ``w0`` of shape (W, ...)); every other array whose leading axes are (L, W) becomes
-    columns, trailing axes flattened as ``name_0, name_1, …``.
+    ``columns(rows)`` returns name → 1-D array for the runs in ``rows`` (a
+    slice); float32 values are written as their shortest repr ("0.0001", not
+    9.999999747378752e-05).
     """
-    axes = [result.arrays[name] for name in index]
-    shape = tuple(len(a) for a in axes)
-    columns = {}
-
-    def add(name, a, lead):
-        flat = a.reshape(*lead, -1)
-        if flat.shape[-1] == 1 and a.ndim == len(lead):
-            columns[name] = flat[..., 0]
-        else:
-            for j in range(flat.shape[-1]):
-                columns[f"{name}_{j}"] = flat[..., j]
-
-    grids = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
-    for name, a, g in zip(index, axes, grids):
-        add(name, a[g], shape)
-    for name, a in result.arrays.items():
-        if name not in index and a.shape[: len(shape)] == shape:
-            add(name, a, shape)
-    # float32 values as their shortest repr ("0.0001", not 9.999999747378752e-05)
     text_of = lambda v: [str(x) for x in v] if v.dtype == np.float32 else v.tolist()
-    flat = {k: text_of(v.reshape(-1)) for k, v in columns.items()}
-    text = io.StringIO()
-    writer = csv.writer(text)
-    writer.writerow(flat)
-    writer.writerows(zip(*flat.values()))
-    _atomic_write(Path(path), lambda f: f.write(text.getvalue().encode()))
+
+    def write(f):
+        wrapper = io.TextIOWrapper(f, encoding="utf-8", newline="")
+        writer = csv.writer(wrapper)
+        for start in range(0, num_runs, block):
+            cols = columns(slice(start, min(start + block, num_runs)))
+            if start == 0:
+                writer.writerow(cols)
+            writer.writerows(zip(*(text_of(np.asarray(v)) for v in cols.values())))
+        wrapper.flush()
+        wrapper.detach()
+
+    _atomic_write(Path(path), write)

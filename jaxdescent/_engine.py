@@ -1,0 +1,577 @@
+"""The engine: any pure run function over a grid or a sample of hyperparameters × seeds, as one program.
+
+A *run* is a pure function ``fn(hp, key) -> metrics``: ``hp`` maps each axis
+name to one traced value (a scalar, or a whole start point for ``sweep``'s
+``w0``), ``key`` is that run's ``jax.random`` key, ``metrics`` any pytree of
+arrays. The engine
+
+* numbers the runs of the grid row-major on one *run axis* and derives each
+  run's hyperparameters and key from its number on the device, so no
+  per-run input is ever materialised on the host;
+* splits the run axis over every device (``jax.shard_map``; after
+  ``jax.distributed.initialize`` over every process) and cuts each device's
+  share into chunks of ``chunk_size`` runs, vmapped, one after another under
+  ``lax.map``: memory is O(chunk), not O(runs);
+* compiles once per (run function, shapes, static settings): hyperparameter
+  values, keys and the piece being computed are traced arguments;
+* with ``out=DIR``, computes the runs in pieces of equal size, saves each when
+  done (:mod:`jaxdescent.results`) and resumes from them after a crash;
+* labels the result (:class:`Coords`): axis names and coordinates that travel
+  through ``jit``/``vmap`` as a pytree and turn into a pandas or xarray table.
+
+A run never sees another run's values: a NaN or inf in one run's metrics
+cannot change any other run.
+"""
+
+import functools
+import hashlib
+import math
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from jaxdescent import _validate
+
+CHUNK_SIZE = 2048  # CPU: a chunk's state stays in L1/L2 across steps
+ACCELERATOR_CHUNK_SIZE = 1 << 20  # GPU/TPU: enough runs in flight to fill the chip
+PIECE_RUNS = 1 << 16  # runs per saved piece with out=DIR
+MAX_RUNS = 2**31 - 1  # run numbers are int32 on the device
+# Per-compile options touch only this program, never the process: safe to set by default on CPU.
+_CPU_COMPILER_OPTIONS = {"xla_cpu_prefer_vector_width": "512"}
+
+
+# ---------------------------------------------------------------- static configuration
+
+
+class Static:
+    """A hashable stand-in for a function passed as static configuration to ``jax.jit``.
+
+    ``jax.jit`` hashes callables by identity, so ``functools.partial(optax.sgd,
+    momentum=0.9)`` built afresh would recompile on every call. Two ``Static``
+    are equal when they wrap the same function, or partials of equal functions
+    with equal arguments (recursively); anything else compares by identity
+    unless it is hashable itself.
+    """
+
+    def __init__(self, value):
+        self.value = value
+        self._key = _structural_key(value)
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __eq__(self, other):
+        return isinstance(other, Static) and self._key == other._key
+
+    def __repr__(self):
+        return f"Static({self.value!r})"
+
+
+def _structural_key(value):
+    if isinstance(value, functools.partial):
+        keywords = tuple(sorted((k, _structural_key(v)) for k, v in value.keywords.items()))
+        return ("partial", _structural_key(value.func), tuple(_structural_key(a) for a in value.args), keywords)
+    if isinstance(value, (tuple, list)):
+        return (type(value).__name__, tuple(_structural_key(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((k, _structural_key(v)) for k, v in value.items()))
+    if isinstance(value, (np.ndarray, jax.Array)):
+        return ("id", id(value))
+    try:
+        hash(value)
+        return ("value", value)
+    except TypeError:
+        return ("id", id(value))
+
+
+# ---------------------------------------------------------------- labels
+
+
+@jax.tree_util.register_pytree_node_class
+class Coords(Mapping):
+    """Coordinates of a result's run axes: name → values, each along one axis (its *dim*).
+
+    A pytree whose leaves are the values and whose names and dims are static,
+    so it passes through ``jit``, ``vmap`` and ``tree_map`` with the result it
+    labels. For a grid every coordinate is its own axis (``name == dim``); for
+    zipped points (``product=False``) every hyperparameter lies along the one
+    axis ``"point"``. Values have the axis first; trailing axes (a vector start
+    point) or a pytree of them are allowed.
+
+    Examples:
+      >>> import numpy as np
+      >>> from jaxdescent import Coords
+      >>> c = Coords([("learning_rate", np.array([0.1, 0.2])), ("w0", np.zeros((3, 2)))])
+      >>> c.axes, c.shape, list(c)
+      (('learning_rate', 'w0'), (2, 3), ['learning_rate', 'w0'])
+    """
+
+    def __init__(self, items: Sequence[tuple], dims: Optional[Sequence[str]] = None):
+        items = list(items)
+        self.names = tuple(name for name, _ in items)
+        self.values = tuple(value for _, value in items)
+        self.dims = tuple(self.names if dims is None else dims)
+
+    def tree_flatten(self):
+        return self.values, (self.names, self.dims)
+
+    @classmethod
+    def tree_unflatten(cls, aux, values):
+        names, dims = aux
+        return cls(zip(names, values), dims)
+
+    def __getitem__(self, name):
+        return self.values[self.names.index(name)]
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self):
+        return len(self.names)
+
+    def __repr__(self):
+        return f"Coords({dict(zip(self.names, self.values))!r}, dims={self.dims})"
+
+    @property
+    def axes(self) -> tuple:
+        """The run axes in order (each dim once)."""
+        return tuple(dict.fromkeys(self.dims))
+
+    @property
+    def shape(self) -> tuple:
+        """The length of each run axis."""
+        sizes = {}
+        for dim, value in zip(self.dims, self.values):
+            sizes.setdefault(dim, _length(value))
+        return tuple(sizes[d] for d in self.axes)
+
+
+def _length(value) -> int:
+    return int(np.shape(jax.tree_util.tree_leaves(value)[0])[0])
+
+
+def leaf_names(name: str, value, *, top: bool = False) -> list:
+    """(column stem, leaf) for each array of a pytree: ``name`` for a lone array, else ``name`` and its path
+    (``w0_a``, ``final_w_b_0``); with ``top``, a dict or NamedTuple gives its keys without ``name``."""
+    paths = jax.tree_util.tree_flatten_with_path(value)[0]
+    if len(paths) == 1 and not paths[0][0]:
+        return [(name, paths[0][1])]
+    top_level = top and (isinstance(value, Mapping) or hasattr(value, "_fields"))
+    out = []
+    for path, leaf in paths:
+        parts = [str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path]
+        out.append(("_".join(parts if top_level else [name, *parts]), leaf))
+    return out
+
+
+def columns(coords: Coords, arrays: Mapping[str, Any], rows: Optional[slice] = None) -> dict:
+    """One flat column per coordinate and per entry of ``arrays`` for the runs in ``rows``.
+
+    Runs are numbered row-major over ``coords.shape``. A value with trailing
+    axes becomes columns ``name_0, name_1, …`` (flattened); a pytree, columns
+    named by its keys. ``arrays`` hold the run axes first. Only the rows asked
+    for are built, so a huge result can be written out block by block.
+    """
+    shape = coords.shape
+    num_runs = math.prod(shape)
+    rows = slice(0, num_runs) if rows is None else rows
+    index = dict(zip(coords.axes, np.unravel_index(np.arange(num_runs)[rows], shape)))
+    out = {}
+
+    def add(stem, a):
+        a = np.asarray(a)
+        flat = a.reshape(a.shape[0], -1)
+        if a.ndim == 1:
+            out[stem] = a
+        else:
+            for j in range(flat.shape[1]):
+                out[f"{stem}_{j}"] = flat[:, j]
+
+    for name, dim, value in zip(coords.names, coords.dims, coords.values):
+        for stem, leaf in leaf_names(name, value):
+            add(stem, np.asarray(leaf)[index[dim]])
+    for name, value in arrays.items():
+        for stem, leaf in leaf_names(name, value):
+            leaf = np.asarray(leaf)
+            add(stem, leaf.reshape((num_runs,) + leaf.shape[len(shape):])[rows])
+    return out
+
+
+def to_pandas(coords: Coords, arrays: Mapping[str, Any]):
+    """A ``pandas.DataFrame``: a row per run, a column per coordinate and per array (see :func:`columns`)."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError("to_pandas needs pandas: pip install 'jaxdescent[pandas]'") from None
+    return pd.DataFrame(columns(coords, arrays))
+
+
+def to_xarray(coords: Coords, arrays: Mapping[str, Any]):
+    """An ``xarray.Dataset`` with one variable per array, indexed by the run axes."""
+    try:
+        import xarray as xr
+    except ImportError:
+        raise ImportError("to_xarray needs xarray: pip install 'jaxdescent[xarray]'") from None
+    axes = coords.axes
+    data, coord_vars = {}, {}
+    for name, value in arrays.items():
+        for stem, leaf in leaf_names(name, value):
+            leaf = np.asarray(leaf)
+            extra = tuple(f"{stem}_dim_{i}" for i in range(leaf.ndim - len(axes)))
+            data[stem] = (axes + extra, leaf)
+    for name, dim, value in zip(coords.names, coords.dims, coords.values):
+        for stem, leaf in leaf_names(name, value):
+            leaf = np.asarray(leaf)
+            coord_vars[stem] = ((dim,) + tuple(f"{stem}_dim_{i}" for i in range(leaf.ndim - 1)), leaf)
+    return xr.Dataset(data, coords=coord_vars)
+
+
+class Runs(NamedTuple):
+    """What :func:`sweep_fn` returns: the metrics of every run, labelled.
+
+    Attributes:
+      metrics: the run function's pytree, each leaf with the run axes first.
+      coords: :class:`Coords`: each axis' name and values.
+    """
+
+    metrics: Any
+    coords: Coords
+
+    @property
+    def axes(self) -> tuple:
+        """The run axes in order, e.g. ``("learning_rate", "slope", "seed")``."""
+        return self.coords.axes
+
+    def _scalars(self) -> dict:
+        metrics = self.metrics if isinstance(self.metrics, Mapping) else {"metric": self.metrics}
+        if hasattr(self.metrics, "_asdict"):
+            metrics = self.metrics._asdict()
+        ndim = len(self.coords.shape)
+        return {k: v for k, v in metrics.items() if all(np.ndim(x) == ndim for x in jax.tree_util.tree_leaves(v))}
+
+    def to_pandas(self):
+        """A ``pandas.DataFrame``: a row per run, a column per axis and per scalar metric.
+
+        A metric that is one array is the column ``metric``; a dict or
+        NamedTuple of them gives a column per entry. Metrics with more than a
+        scalar per run are left out (use ``.metrics``).
+        """
+        return to_pandas(self.coords, self._scalars())
+
+    def to_xarray(self):
+        """An ``xarray.Dataset``: a variable per metric (all of them), dims named by the axes."""
+        metrics = self.metrics if isinstance(self.metrics, Mapping) else {"metric": self.metrics}
+        if hasattr(self.metrics, "_asdict"):
+            metrics = self.metrics._asdict()
+        return to_xarray(self.coords, metrics)
+
+
+# ---------------------------------------------------------------- the compiled program
+
+
+def _mesh(devices) -> Mesh:
+    devices = jax.devices() if devices is None else list(devices)
+    if not devices:
+        raise ValueError("devices is empty")
+    return Mesh(np.array(devices), ("runs",))
+
+
+def _launch(coord_values, key, start, *, run, shape, dims, names, seeded, mesh, per_device, chunk, gather):
+    num_runs = math.prod(shape)
+    axes = tuple(dict.fromkeys(dims))
+    sizes = dict(zip(axes, shape))
+    strides = {d: math.prod(shape[i + 1:]) for i, d in enumerate(axes)}
+    fn = run.value
+
+    def on_device(coord_values, key, start):
+        def one(r):
+            index = {d: (r // strides[d]) % sizes[d] for d in axes}
+            hp = {name: jax.tree_util.tree_map(lambda v: v[index[dim]], value)
+                  for name, dim, value in zip(names, dims, coord_values) if name != "seed"}
+            return fn(hp, jax.random.fold_in(key, index["seed"] if seeded else 0))
+
+        first = start + lax.axis_index("runs") * per_device
+        r = jnp.minimum(first + jnp.arange(per_device, dtype=jnp.int32), num_runs - 1)
+        return lax.map(one, r, batch_size=chunk)
+
+    result = jax.shard_map(on_device, mesh=mesh, in_specs=(P(), P(), P()), out_specs=P("runs"),
+                           check_vma=False)(coord_values, key, start)
+    if gather:  # every process receives every run
+        result = lax.with_sharding_constraint(result, NamedSharding(mesh, P()))
+    return result
+
+
+_STATIC = ("run", "shape", "dims", "names", "seeded", "mesh", "per_device", "chunk", "gather")
+_jitted = {
+    "cpu": jax.jit(_launch, static_argnames=_STATIC, compiler_options=_CPU_COMPILER_OPTIONS),
+    "other": jax.jit(_launch, static_argnames=_STATIC),
+}
+
+
+def _global(x, mesh):
+    """A host value as a global, replicated jax.Array on ``mesh`` (works with one or many processes)."""
+    if _validate.is_traced(x):
+        return x
+    if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+        return jax.device_put(x, NamedSharding(mesh, P()))
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, NamedSharding(mesh, P()), lambda index: x[index])
+
+
+class Plan(NamedTuple):
+    """How the runs are laid out: ``per_device`` runs on each of ``num_devices``, vmapped ``chunk`` at a time."""
+
+    num_runs: int
+    num_devices: int
+    chunk: int
+    per_device: int
+
+    @property
+    def runs_per_call(self) -> int:
+        return self.num_devices * self.per_device
+
+
+def plan(num_runs: int, num_devices: int, chunk_size: int, piece_runs: Optional[int] = None) -> Plan:
+    """Chunks of at most ``chunk_size``; every device gets a whole number of equal chunks.
+
+    Without ``piece_runs`` one call covers every run (padded up); with it, a
+    call covers about ``piece_runs`` runs and is repeated for each piece.
+    """
+    target = num_runs if piece_runs is None else min(piece_runs, num_runs)
+    chunk = max(1, min(chunk_size, -(-target // num_devices)))
+    per_device = chunk * -(-target // (num_devices * chunk))
+    return Plan(num_runs, num_devices, chunk, per_device)
+
+
+def fingerprint(run: Callable, hp_example: dict, key) -> tuple[str, Any]:
+    """A digest of what one run computes (its jaxpr and the constants it closes over), and its output shapes."""
+    closed = jax.make_jaxpr(run, return_shape=True)(hp_example, key)
+    jaxpr, out_shape = closed
+    digest = hashlib.sha256(str(jaxpr.jaxpr).encode())
+    for c in jaxpr.consts:
+        c = np.asarray(jax.random.key_data(c) if jnp.issubdtype(getattr(c, "dtype", np.float32), jax.dtypes.prng_key)
+                       else c)
+        digest.update(str((c.dtype, c.shape)).encode())
+        digest.update(np.ascontiguousarray(c).tobytes())
+    return digest.hexdigest(), out_shape
+
+
+def _digest_arrays(tree) -> str:
+    digest = hashlib.sha256()
+    for leaf in jax.tree_util.tree_leaves(tree):
+        if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        leaf = np.asarray(leaf)
+        digest.update(str((leaf.dtype, leaf.shape)).encode())
+        digest.update(np.ascontiguousarray(leaf).tobytes())
+    return digest.hexdigest()
+
+
+def run_grid(
+    run: Callable,
+    coords: Coords,
+    *,
+    key: jax.Array,
+    chunk_size: Optional[int] = None,
+    devices: Optional[Sequence[jax.Device]] = None,
+    out=None,
+    piece_runs: Optional[int] = None,
+    progress: Optional[Callable] = None,
+    describe: Optional[dict] = None,
+):
+    """Runs ``run(hp, key)`` for every point of ``coords``' grid; the metrics pytree with the run axes first.
+
+    The runner under :func:`sweep_fn`, ``sweep`` and ``network.train_many``.
+    ``coords`` may hold a ``"seed"`` axis: seed i runs with
+    ``jax.random.fold_in(key, i)`` (without one, every run gets
+    ``fold_in(key, 0)``). ``run`` is static configuration: wrap it in
+    :class:`Static` so that equal configurations reuse one compilation.
+    With ``out``, pieces of about ``piece_runs`` runs are saved there and a
+    rerun resumes (see :mod:`jaxdescent.results`); ``describe`` is JSON-able
+    configuration recorded beside them.
+    """
+    if not isinstance(run, Static):
+        run = Static(run)
+    shape = coords.shape
+    num_runs = math.prod(shape)
+    if num_runs == 0:
+        raise ValueError(f"the grid is empty: axes {dict(zip(coords.axes, shape))}")
+    if num_runs > MAX_RUNS:
+        raise ValueError(f"the grid has {num_runs:,} runs, more than {MAX_RUNS:,} in one call; split it")
+    mesh = _mesh(devices)
+    on_cpu = mesh.devices.flat[0].platform == "cpu"
+    if chunk_size is None:
+        chunk_size = CHUNK_SIZE if on_cpu else ACCELERATOR_CHUNK_SIZE
+    traced = _validate.is_traced((coords.values, key))
+    if out is not None and traced:
+        raise ValueError("out= cannot be used inside jit or vmap: saving needs concrete values")
+    layout = plan(num_runs, mesh.devices.size, chunk_size, None if out is None else (piece_runs or PIECE_RUNS))
+    settings = dict(run=run, shape=shape, dims=coords.dims, names=coords.names, seeded="seed" in coords.dims,
+                    mesh=mesh, per_device=layout.per_device, chunk=layout.chunk,
+                    gather=len({d.process_index for d in mesh.devices.flat}) > 1)
+    # compiler_options are only accepted on a top-level jit, not inside the caller's own jit.
+    program = _jitted["cpu" if on_cpu and not traced else "other"]
+    values = jax.tree_util.tree_map(lambda v: _global(v, mesh), coords.values)
+    key = _global(key, mesh)
+
+    def call(start):
+        return program(values, key, _global(np.int32(start), mesh) if not traced else jnp.int32(start), **settings)
+
+    if out is None:
+        result = call(0)
+        return jax.tree_util.tree_map(lambda x: x[:num_runs].reshape(shape + x.shape[1:]), result)
+
+    from jaxdescent import results
+
+    hp_example = {n: jax.tree_util.tree_map(lambda v: v[0], v) for n, v in zip(coords.names, coords.values)
+                  if n != "seed"}
+    digest, out_shape = fingerprint(run.value, hp_example, jax.random.key(0))
+    config = {"program": digest, "coords": _digest_arrays(coords.values), "key": _digest_arrays(key),
+              "axes": list(coords.axes), "shape": list(shape), "piece_runs": layout.runs_per_call, **(describe or {})}
+    leaves, treedef = jax.tree_util.tree_flatten(out_shape)
+    names = [stem for stem, _ in leaf_names("metric", out_shape, top=True)]
+    extra = {stem: np.asarray(leaf) for name, value in zip(coords.names, coords.values)
+             for stem, leaf in leaf_names(name, value)}
+    if len(set(names) | set(extra)) < len(names) + len(extra):
+        raise ValueError(f"metric names {names} collide with axis names {list(extra)}; rename one")
+    fields = {n: (tuple(leaf.shape), np.dtype(leaf.dtype).str) for n, leaf in zip(names, leaves)}
+
+    def compute_piece(start, stop):
+        got = jax.tree_util.tree_leaves(call(start))
+        return {n: np.asarray(x)[: stop - start] for n, x in zip(names, got)}
+
+    arrays = results.run_pieces(out, config, num_runs, layout.runs_per_call, fields, compute_piece, extra=extra,
+                                progress=progress)
+    metrics = [arrays[n].reshape(shape + tuple(leaf.shape)) for n, leaf in zip(names, leaves)]
+    return jax.tree_util.tree_unflatten(treedef, metrics)
+
+
+# ---------------------------------------------------------------- the public entry point
+
+
+def _check_axes(axes, product):
+    if not isinstance(axes, Mapping) or not axes:
+        raise ValueError(f"axes must be a non-empty dict name -> 1-D array, got {axes!r}")
+    items = []
+    for name, values in axes.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"axes: names must be identifiers, got {name!r}")
+        if name in ("seed", "point"):
+            raise ValueError(f"axes: {name!r} is reserved (the seed axis and zipped points)")
+        if _validate.is_traced(values):
+            items.append((name, values))
+            continue
+        try:
+            a = np.asarray(values)
+        except (TypeError, ValueError):
+            raise TypeError(f"axes[{name!r}] must be a 1-D array of numbers, got {values!r}") from None
+        if a.ndim != 1 or a.size == 0:
+            raise ValueError(f"axes[{name!r}] must be a non-empty 1-D array, got shape {a.shape}")
+        if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool) or np.iscomplexobj(a):
+            raise TypeError(f"axes[{name!r}] must hold real numbers, got dtype {a.dtype}")
+        if np.issubdtype(a.dtype, np.floating):
+            if not np.all(np.isfinite(a)):
+                raise ValueError(f"axes[{name!r}] must be finite, got {a[~np.isfinite(a)][:3].tolist()}")
+            a = a.astype(jax.dtypes.canonicalize_dtype(a.dtype))
+        items.append((name, a))
+    if not product:
+        lengths = {name: np.shape(v)[0] for name, v in items}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"product=False zips the axes, so they need equal lengths, got {lengths}")
+    return items
+
+
+def sweep_fn(
+    fn: Callable[[dict, jax.Array], Any],
+    axes: Mapping[str, Any],
+    *,
+    seeds: Optional[int] = None,
+    key: Optional[jax.Array] = None,
+    product: bool = True,
+    chunk_size: Optional[int] = None,
+    devices: Optional[Sequence[jax.Device]] = None,
+    out=None,
+) -> Runs:
+    """Runs ``fn(hp, key)`` for every point of a grid (or a list) of hyperparameters × seeds, as one program.
+
+    ``fn`` is any pure function of a dict of traced scalars and a key that
+    returns a pytree of arrays: a whole training, a loss after N steps, a
+    gradient-descent run. The grid compiles once; new values of the same
+    shapes (and the same ``fn`` object) reuse the compilation.
+
+    Args:
+      fn: ``fn(hp, key) -> metrics``; ``hp`` maps each axis name to one value.
+      axes: name → 1-D array of values. The grid is their outer product, in
+        order (the first axis varies slowest).
+      seeds: ``K`` adds a last axis ``"seed"`` of length K; seed i uses
+        ``jax.random.fold_in(key, i)``, so a run's key never depends on K, the
+        chunking or the devices. ``None``: no seed axis, every run gets
+        ``fold_in(key, 0)`` (the same as seed 0).
+      key: the root key, default ``jax.random.key(0)``.
+      product: ``False`` zips the axes (equal lengths) into one axis ``"point"``,
+        e.g. for the points of :func:`jaxdescent.sample`.
+      chunk_size: runs vmapped together on a device; memory is O(chunk_size).
+        ``None``: 2048 on CPU, 2²⁰ on GPU/TPU.
+      devices: the devices to split the runs over, default ``jax.devices()``.
+      out: a folder: finished pieces are saved there and a rerun after a crash
+        resumes from them; a second call with the same arguments loads the
+        saved result. A folder holding another run is refused.
+
+    Returns:
+      :class:`Runs` with ``.metrics`` (``fn``'s pytree, run axes first),
+      ``.axes``, ``.coords`` and ``.to_pandas()``.
+
+    Examples:
+      >>> import jax, numpy as np
+      >>> from jaxdescent import sweep_fn
+      >>> def run(hp, key):
+      ...     noise = jax.random.normal(key)
+      ...     return {"y": hp["a"] * hp["b"], "noisy": hp["a"] + 0 * noise}
+      >>> out = sweep_fn(run, {"a": np.array([1.0, 2.0]), "b": np.array([10.0, 20.0, 30.0])}, seeds=2)
+      >>> out.axes, out.metrics["y"].shape
+      (('a', 'b', 'seed'), (2, 3, 2))
+      >>> out.to_pandas().head(3)
+           a     b  seed  noisy     y
+      0  1.0  10.0     0    1.0  10.0
+      1  1.0  10.0     1    1.0  10.0
+      2  1.0  20.0     0    1.0  20.0
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable as fn(hp, key), got {fn!r}")
+    items = _check_axes(axes, product)
+    if seeds is not None:
+        if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
+            raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
+        items.append(("seed", np.arange(int(seeds), dtype=np.int32)))
+    dims = None
+    if not product:
+        dims = ["point"] * (len(items) - (seeds is not None)) + (["seed"] if seeds is not None else [])
+    coords = Coords(items, dims)
+    key = jax.random.key(0) if key is None else key
+    if not _validate.is_traced(key) and not (isinstance(key, jax.Array)
+                                             and jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ()):
+        if isinstance(key, jax.Array) and key.dtype == jnp.uint32 and key.shape == (2,):
+            key = jax.random.wrap_key_data(key)
+        else:
+            raise TypeError(f"key must be one jax.random.key(...), got {key!r}")
+    if chunk_size is not None:
+        chunk_size = _validate.num_steps(chunk_size, "chunk_size")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    hp_example = {name: jax.ShapeDtypeStruct((), np.asarray(v).dtype if not _validate.is_traced(v) else v.dtype)
+                  for name, v in items if name != "seed"}
+    try:
+        out_shape = jax.eval_shape(fn, hp_example, jax.ShapeDtypeStruct((), jax.random.key(0).dtype))
+    except Exception as e:
+        raise TypeError(f"fn failed on hp={{{', '.join(hp_example)}}} (traced scalars) and a key: "
+                        f"{type(e).__name__}: {e}") from e
+    for leaf in jax.tree_util.tree_leaves(out_shape):
+        if not isinstance(leaf, jax.ShapeDtypeStruct):
+            raise TypeError(f"fn must return a pytree of arrays, got a leaf {leaf!r}")
+    metrics = run_grid(fn, coords, key=key, chunk_size=chunk_size, devices=devices, out=out,
+                       describe={"seeds": seeds, "product": product})
+    return Runs(metrics, coords)
