@@ -1,26 +1,61 @@
-"""jaxdescent: gradient descent you can see, sweep and trust, as pure JAX functions."""
+"""jaxdescent: gradient descent you can see, sweep and trust, as pure JAX functions.
 
-from jaxdescent import datasets, losses, network
-from jaxdescent.descent import Trajectory, gradient_descent
-from jaxdescent.search import Point, critical_learning_rate, grid_search, stationary_point
-from jaxdescent.sweep import SweepResult, fast_cpu_flags, grid_pairs, sweep, sweep_pairs, use_fast_cpu_flags
+The public names are re-exported here; the modules that define them are
+private (``_engine``, ``_sweep``, ``_space``) except those users import as
+namespaces (``losses``, ``network``, ``datasets``, ``results``, ``descent``).
+"""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+from jaxdescent import datasets as datasets
+from jaxdescent import losses as losses
+from jaxdescent import network as network
+from jaxdescent._engine import Coords as Coords
+from jaxdescent._engine import Runs as Runs
+from jaxdescent._engine import sweep_fn as sweep_fn
+from jaxdescent._space import LogUniform as LogUniform
+from jaxdescent._space import Uniform as Uniform
+from jaxdescent._space import sample as sample
+from jaxdescent._sweep import SweepResult as SweepResult
+from jaxdescent._sweep import fast_cpu_flags as fast_cpu_flags
+from jaxdescent._sweep import grid_pairs as grid_pairs
+from jaxdescent._sweep import sweep as sweep
+from jaxdescent._sweep import sweep_pairs as sweep_pairs
+from jaxdescent._sweep import use_fast_cpu_flags as use_fast_cpu_flags
+from jaxdescent.descent import Trajectory as Trajectory
+from jaxdescent.descent import gradient_descent as gradient_descent
+from jaxdescent.search import Point as Point
+from jaxdescent.search import critical_learning_rate as critical_learning_rate
+from jaxdescent.search import grid_search as grid_search
+from jaxdescent.search import stationary_point as stationary_point
+from jaxdescent.testing import count_compilations as count_compilations
+
+try:
+    __version__ = version("jaxdescent")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.2.0"
 
 __all__ = [
+    "Coords",
+    "LogUniform",
     "Point",
+    "Runs",
     "SweepResult",
     "Trajectory",
+    "Uniform",
+    "count_compilations",
     "critical_learning_rate",
     "datasets",
     "fast_cpu_flags",
-    "grid_pairs",
     "gradient_descent",
+    "grid_pairs",
     "grid_search",
     "losses",
     "network",
+    "sample",
     "stationary_point",
     "sweep",
+    "sweep_fn",
     "sweep_pairs",
     "use_fast_cpu_flags",
 ]

@@ -110,7 +110,7 @@ def sample(space: Mapping[str, Uniform | LogUniform | Sequence], num: int, *, me
       TypeError: an entry of ``space`` that is neither a range nor a sequence of choices.
 
     Examples:
-      >>> from jaxdescent._space import LogUniform, Uniform, sample
+      >>> from jaxdescent import LogUniform, Uniform, sample
       >>> axes = sample({"lr": LogUniform(1e-3, 1e-1), "momentum": [0.0, 0.9]}, 4, method="sobol")
       >>> [round(float(x), 5) for x in axes["lr"]], axes["momentum"].tolist()
       ([0.001, 0.01, 0.03162, 0.00316], [0.0, 0.9, 0.0, 0.9])

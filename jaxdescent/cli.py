@@ -111,7 +111,7 @@ def non_negative_int(text: str) -> int:
 
 def _fast_path() -> None:
     """The command owns its process, so it takes XLA's fast CPU loop path (see jaxdescent.use_fast_cpu_flags)."""
-    from jaxdescent.sweep import use_fast_cpu_flags
+    from jaxdescent import use_fast_cpu_flags
 
     try:
         use_fast_cpu_flags()
@@ -200,7 +200,7 @@ def _reproduce(args) -> None:
 
 def _sweep(args) -> None:
     from jaxdescent import results
-    from jaxdescent.sweep import sweep
+    from jaxdescent import sweep
 
     _fast_path()
     started = time.time()

@@ -10,6 +10,7 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from jaxdescent import _validate
+from jaxdescent._engine import Static
 
 OptimizerFactory = Callable[..., optax.GradientTransformation]
 
@@ -30,45 +31,38 @@ class Trajectory(NamedTuple):
     grad: Any
 
 
-def plain_update(learning_rate: ArrayLike) -> optax.GradientTransformation:
-    """The lecture's rule w := w − α·∇ as an optax transformation (no state)."""
+def check_optimizer(optimizer: Optional[OptimizerFactory], hyperparams: Optional[dict] = None,
+                    name: str = "optimizer") -> None:
+    """Raises unless ``optimizer(learning_rate=..., **hyperparams)`` builds an optax transformation.
 
-    def init_fn(params):
-        del params
-        return optax.EmptyState()
-
-    def update_fn(updates, state, params=None):
-        del params
-        scale = lambda g: -jnp.asarray(learning_rate, g.dtype) * g
-        return jax.tree_util.tree_map(scale, updates), state
-
-    return optax.GradientTransformation(init_fn, update_fn)
-
-
-def check_optimizer(optimizer: Optional[OptimizerFactory], name: str = "optimizer") -> None:
-    """Raises unless ``optimizer`` is None or an optax factory taking ``learning_rate=``."""
-    if optimizer is None:
-        return
-    if isinstance(optimizer, optax.GradientTransformation) or not callable(optimizer):
-        raise TypeError(
-            f"{name} must be an optax optimizer factory such as optax.adam or "
-            f"functools.partial(optax.sgd, momentum=0.9), not {optimizer!r}; "
-            "jaxdescent calls it with learning_rate= so that learning rates stay traced")
-    try:
-        optax.inject_hyperparams(optimizer)(learning_rate=0.1)
-    except TypeError as e:
-        raise TypeError(f"{name} could not be called with learning_rate=: {e}") from None
-
-
-def make_optimizer(optimizer: Optional[OptimizerFactory], learning_rate: ArrayLike) -> optax.GradientTransformation:
-    """The transformation a run uses: the plain rule, or ``optimizer`` with a traced learning rate.
-
-    ``optax.inject_hyperparams`` keeps the learning rate in the optimizer state as
-    an array, so new learning rates reuse one compilation (optax issue #932).
+    The factory is called once here with the first value of each
+    hyperparameter (plain Python, nothing compiles).
     """
-    if optimizer is None:
-        return plain_update(learning_rate)
-    return optax.inject_hyperparams(optimizer)(learning_rate=learning_rate)
+    if optimizer is None and not hyperparams:
+        return
+    if isinstance(optimizer, optax.GradientTransformation) or not (optimizer is None or callable(optimizer)):
+        raise TypeError(
+            f"{name} must be an optax optimizer factory such as optax.adam or optax.sgd, not {optimizer!r}; "
+            "jaxdescent calls it inside the compiled run with learning_rate= (and your hyperparams) as traced "
+            "values")
+    example = {k: np.asarray(v).reshape(-1)[0].item() if np.size(v) else 0.0 for k, v in (hyperparams or {}).items()}
+    try:
+        tx = make_optimizer(optimizer, 0.1, example)
+    except TypeError as e:
+        raise TypeError(f"{name} could not be called with learning_rate= and {sorted(example)}: {e}") from None
+    if not isinstance(tx, optax.GradientTransformation):
+        raise TypeError(f"{name}(learning_rate=...) must return an optax.GradientTransformation, got {tx!r}")
+
+
+def make_optimizer(optimizer: Optional[OptimizerFactory], learning_rate: ArrayLike,
+                   hyperparams: Optional[dict] = None) -> optax.GradientTransformation:
+    """The one optimizer contract: ``(optimizer or optax.sgd)(learning_rate=α, **hyperparams)``.
+
+    Called inside the traced run, so α and the hyperparameters are traced
+    values and new values reuse the compilation. ``optax.sgd`` with no
+    momentum is the lecture's rule w := w − α·∇ (bit for bit).
+    """
+    return (optax.sgd if optimizer is None else optimizer)(learning_rate=learning_rate, **(hyperparams or {}))
 
 
 def as_params(w0) -> Any:
@@ -81,19 +75,76 @@ def as_params(w0) -> Any:
     return jax.tree_util.tree_map(leaf, w0)
 
 
+def descend(value_and_grad, w0, tx, *, num_steps, watch=None, watch_state=None, record=None, record_every=1,
+            stop=None):
+    """The one step loop under every run: evaluate, watch, (record,) update, ``num_steps`` times.
+
+    Every user of the package (one run, a sweep, the step network, a
+    researcher's own training function) runs this loop; they differ only in
+    what they watch and record.
+
+    Args:
+      value_and_grad: ``w -> ((loss, aux), grad)``.
+      w0: the start (any pytree); ``tx``: an optax transformation.
+      num_steps: updates to make (static).
+      watch: ``(t, w, loss, aux, grad, state) -> state``, called at every
+        iterate t < num_steps before its update (e.g. the first diverged step).
+      watch_state: ``watch``'s initial state.
+      record: ``(w, loss, aux, grad) -> pytree`` kept at iterates 0, k, 2k, …,
+        ⌊num_steps/k⌋·k for ``k = record_every`` (stacked on a leading axis).
+      stop: ``state -> bool``: from the first iterate where it holds, w and the
+        optimizer state stop changing (a run that has converged, or is solved).
+
+    Returns:
+      ``(w, watch_state, records)``: the last iterate, the watched state and the
+      records (``None`` without ``record``).
+    """
+
+    def step(t, carry):
+        w, opt_state, state = carry
+        (loss, aux), grad = value_and_grad(w)
+        if watch is not None:
+            state = watch(t, w, loss, aux, grad, state)
+        updates, new_opt_state = tx.update(grad, opt_state, w)
+        new_w = optax.apply_updates(w, updates)
+        if stop is not None:
+            keep = stop(state)
+            new_w, new_opt_state = jax.tree_util.tree_map(
+                lambda old, new: jnp.where(keep, old, new), (w, opt_state), (new_w, new_opt_state))
+        return (new_w, new_opt_state, state), (loss, aux, grad)
+
+    carry = (w0, tx.init(w0), watch_state)
+    if record is None:
+        carry = lax.fori_loop(0, num_steps, lambda t, c: step(t, c)[0], carry)
+        return carry[0], carry[2], None
+
+    num_blocks = num_steps // record_every
+
+    def block(carry, b):  # the record is of the iterate before its update
+        t = b * record_every
+        w = carry[0]
+        carry, (loss, aux, grad) = step(t, carry)
+        carry = lax.fori_loop(t + 1, t + record_every, lambda i, c: step(i, c)[0], carry)
+        return carry, record(w, loss, aux, grad)
+
+    carry, records = lax.scan(block, carry, jnp.arange(num_blocks, dtype=jnp.int32))
+    (loss, aux), grad = value_and_grad(carry[0])
+    last = record(carry[0], loss, aux, grad)
+    records = jax.tree_util.tree_map(lambda h, x: jnp.concatenate([h, x[None]]), records, last)
+    carry = lax.fori_loop(num_blocks * record_every, num_steps, lambda i, c: step(i, c)[0], carry)
+    return carry[0], carry[2], records
+
+
+def _no_aux(loss_fn):
+    return jax.value_and_grad(lambda w: (loss_fn(w), None), has_aux=True)
+
+
 def _trajectory(loss_fn, w0, learning_rate, *, num_steps, optimizer):
+    loss_fn, optimizer = loss_fn.value, optimizer.value
     tx = make_optimizer(optimizer, learning_rate)
-    value_and_grad = jax.value_and_grad(loss_fn)
-
-    def step(carry, _):
-        w, state = carry
-        loss, grad = value_and_grad(w)
-        updates, state = tx.update(grad, state, w)
-        return (optax.apply_updates(w, updates), state), Trajectory(w, loss, grad)
-
-    (w, _), history = lax.scan(step, (w0, tx.init(w0)), length=num_steps)
-    last = Trajectory(w, *value_and_grad(w))
-    return jax.tree_util.tree_map(lambda h, x: jnp.concatenate([h, x[None]]), history, last)
+    _, _, (w, loss, grad) = descend(_no_aux(loss_fn), w0, tx, num_steps=num_steps,
+                                    record=lambda w, loss, aux, grad: (w, loss, grad))
+    return Trajectory(w, loss, grad)
 
 
 _run = jax.jit(_trajectory, static_argnames=("loss_fn", "num_steps", "optimizer"))
@@ -142,4 +193,4 @@ def gradient_descent(
     _validate.finite_tree(w0, "w0")
     w0 = as_params(w0)
     _validate.scalar_loss(loss_fn, w0)
-    return _run(loss_fn, w0, jnp.asarray(learning_rate), num_steps=num_steps, optimizer=optimizer)
+    return _run(Static(loss_fn), w0, jnp.asarray(learning_rate), num_steps=num_steps, optimizer=Static(optimizer))

@@ -163,7 +163,7 @@ def lecture_figures() -> dict:
     from jaxdescent.descent import gradient_descent
     from jaxdescent.losses import bowl, sextic, sextic_hessian
     from jaxdescent.search import stationary_point
-    from jaxdescent.sweep import sweep
+    from jaxdescent import sweep
 
     w_star, f_star = stationary_point(sextic, 1.0)
     runs = {f"α = {a:g}": gradient_descent(sextic, 1.9, learning_rate=a, num_steps=10_000) for a in (1, 0.1, 0.01, 0.001)}

@@ -22,7 +22,7 @@ def run(*args, check=True):
 
 
 def test_sweep_writes_results_that_match_the_library(tmp_path):
-    from jaxdescent.sweep import sweep
+    from jaxdescent import sweep
     from jaxdescent.losses import sextic
 
     out = run("sweep", "--loss", "sextic", "--learning-rate", "logspace:-3:0:7", "--w0", "-1.5,0,1.9",

@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import pytest
 
-from jaxdescent._space import MAX_SOBOL_DIM, LogUniform, Uniform, sample
+from jaxdescent import MAX_SOBOL_DIM, LogUniform, Uniform, sample
 
 
 def scipy_sobol(d, n):

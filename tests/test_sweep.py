@@ -13,7 +13,7 @@ import pytest
 
 from jaxdescent import gradient_descent
 from jaxdescent.losses import bowl, sextic
-from jaxdescent.sweep import SweepResult, grid_pairs, sweep, sweep_pairs
+from jaxdescent import SweepResult, grid_pairs, sweep, sweep_pairs
 
 LEARNING_RATES = np.array([1e-3, 1e-2, 0.1, 0.3, 1.0, 2.0], np.float32)  # the last rows diverge
 STARTS = np.linspace(-2, 2, 9, dtype=np.float32)
@@ -174,7 +174,7 @@ def test_small_chunks_are_bit_identical():
 
 FOUR_DEVICES = textwrap.dedent("""
     import sys, numpy as np, jax
-    from jaxdescent.sweep import sweep
+    from jaxdescent import sweep
     from jaxdescent.losses import sextic
     assert jax.device_count() == 4, jax.devices()
     lr, w0 = np.load(sys.argv[1])["lr"], np.load(sys.argv[1])["w0"]
@@ -250,7 +250,7 @@ def test_composes_with_jit_and_vmap():
 
 
 def test_fast_cpu_flags_are_opt_in_and_refused_too_late():
-    from jaxdescent.sweep import fast_cpu_flags, use_fast_cpu_flags
+    from jaxdescent import fast_cpu_flags, use_fast_cpu_flags
 
     assert "xla_cpu_small_while_loop_byte_threshold" in fast_cpu_flags()
     jax.devices()  # a backend now exists

@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 
 from jaxdescent.losses import sextic
-from jaxdescent.sweep import sweep
+from jaxdescent import sweep
 
 WORKER = textwrap.dedent("""
     import sys
@@ -20,7 +20,7 @@ WORKER = textwrap.dedent("""
                                process_id=process_id, initialization_timeout=60)
     import numpy as np
     from jaxdescent.losses import sextic
-    from jaxdescent.sweep import sweep
+    from jaxdescent import sweep
     assert jax.process_count() == 2 and jax.device_count() == 2, jax.devices()
     lr = np.logspace(-3, 0.3, 7).astype(np.float32)
     w0 = np.linspace(-2, 2, 11).astype(np.float32)

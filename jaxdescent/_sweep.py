@@ -1,16 +1,18 @@
-"""Many runs at once: every (learning rate, start point) pair of a grid as one compiled program.
+"""Many runs at once: gradient descent over learning rates × optimizer hyperparameters × start points.
 
 :func:`sweep` runs gradient descent for the outer product of a 1-D array of
-learning rates and a batch of start points and returns a :class:`SweepResult`
-indexed ``[i_learning_rate, i_w0, ...]``. :func:`sweep_pairs` runs a flat list
-of (learning rate, start point) pairs; with :func:`grid_pairs` it computes any
-contiguous piece of a grid, so a long sweep can be computed (and saved) piece
-by piece and reassembled with ``reshape(n_lr, n_w0, ...)``.
+learning rates, any optimizer hyperparameters (``hyperparams``) and a batch
+of start points and returns a labelled :class:`SweepResult` indexed
+``[i_learning_rate, i_hyperparam..., i_w0, ...]``. :func:`sweep_pairs` runs a
+flat list of (learning rate, start point) pairs. Both are thin users of the
+engine (:func:`jaxdescent.sweep_fn`'s runner) and of the one step loop
+(:func:`jaxdescent.descent.descend`).
 
 How it runs:
 
-* Learning rates and start points are traced: one compilation per
-  (``loss_fn``, shapes, ``num_steps`` and the static keywords).
+* Learning rates, hyperparameters and start points are traced: one
+  compilation per (``loss_fn``, optimizer, shapes, ``num_steps`` and the static
+  keywords); a fresh ``functools.partial`` with equal arguments reuses it.
 * Divergence is a result, never an exception: a run whose iterate or loss
   becomes non-finite, or whose iterate leaves the box ``|w_i| <=
   divergence_bound`` (default ``1e10``), records the first such step in
@@ -49,25 +51,22 @@ or set ``XLA_FLAGS`` to the string :func:`fast_cpu_flags` returns in the
 environment that starts Python. On GPU and TPU they are ignored.
 """
 
-import math
+import functools
 import os
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from jax import lax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from jax.typing import ArrayLike
 
-from jaxdescent import _validate
-from jaxdescent.descent import OptimizerFactory, check_optimizer, make_optimizer
+from jaxdescent import _engine, _validate
+from jaxdescent.descent import OptimizerFactory, _no_aux, check_optimizer, descend, make_optimizer
 
 DIVERGENCE_BOUND = 1e10
 GRAD_TOL = 1e-4
-CHUNK_SIZE = 2048  # CPU: a chunk's state stays in L1/L2 across steps
-ACCELERATOR_CHUNK_SIZE = 1 << 20  # GPU/TPU: enough runs in flight to fill the chip
+CHUNK_SIZE = _engine.CHUNK_SIZE
+ACCELERATOR_CHUNK_SIZE = _engine.ACCELERATOR_CHUNK_SIZE
 
 _FAST_CPU_FLAGS = (
     "--xla_cpu_prefer_vector_width=512",
@@ -93,6 +92,9 @@ class SweepResult(NamedTuple):
         and later diverge (a too-large step overshoots the minimum).
       loss_history: ``None``, or with ``record_every=k`` the losses at
         iterates 0, k, 2k, …, ⌊num_steps/k⌋·k on a last axis.
+      coords: the labels (:class:`jaxdescent.Coords`): ``learning_rate``, each
+        hyperparameter, ``w0`` (for :func:`sweep_pairs` all along ``"point"``).
+        A pytree like the rest, so results pass through ``jit`` and ``vmap``.
     """
 
     final_w: Any
@@ -101,6 +103,31 @@ class SweepResult(NamedTuple):
     diverged_step: jax.Array
     converged_step: jax.Array
     loss_history: Optional[jax.Array] = None
+    coords: Optional[_engine.Coords] = None
+
+    @property
+    def axes(self) -> tuple:
+        """The run axes in order: ``("learning_rate", *hyperparams, "w0")``."""
+        return self.coords.axes
+
+    def _table(self) -> dict:
+        return {"final_loss": self.final_loss, "diverged": self.diverged, "diverged_step": self.diverged_step,
+                "converged_step": self.converged_step, "final_w": self.final_w}
+
+    def columns(self, rows: Optional[slice] = None) -> dict:
+        """Flat columns for the runs in ``rows``: one per axis, then the results (see :meth:`to_pandas`)."""
+        return _engine.columns(self.coords, self._table(), rows)
+
+    def to_pandas(self):
+        """A ``pandas.DataFrame`` with a row per run: a column per axis (``w0`` or ``w0_0``, ``w0_1``, … for
+        vector start points), then ``final_loss``, ``diverged``, ``diverged_step``, ``converged_step`` and
+        ``final_w`` (``final_w_0``, … for vectors)."""
+        return _engine.to_pandas(self.coords, self._table())
+
+    def to_xarray(self):
+        """An ``xarray.Dataset`` indexed by the run axes (the history too, when recorded)."""
+        table = self._table() | ({} if self.loss_history is None else {"loss_history": self.loss_history})
+        return _engine.to_xarray(self.coords, table)
 
 
 def fast_cpu_flags() -> str:
@@ -131,19 +158,21 @@ def use_fast_cpu_flags() -> None:
     os.environ["XLA_FLAGS"] = " ".join([current, *missing]).strip()
 
 
-def _run(loss_fn, learning_rate, w0, *, num_steps, optimizer, record_every, divergence_bound, grad_tol):
-    """One run, written for a single (learning rate, start point); vmapped by the callers."""
-    tx = make_optimizer(optimizer, learning_rate)
-    value_and_grad = jax.value_and_grad(loss_fn)
+def _run(hp, key, *, loss_fn, optimizer, hyperparams, num_steps, record_every, divergence_bound, grad_tol):
+    """One run, written for a single point ``hp`` (learning rate, hyperparameters, start point)."""
+    del key
+    w0 = hp["w0"]
+    tx = make_optimizer(optimizer, hp["learning_rate"], {name: hp[name] for name in hyperparams})
+    value_and_grad = _no_aux(loss_fn)
 
     def bound(x):
         # abs(x) <= bound is False for NaN and inf, so one comparison tests both.
         return jnp.asarray(min(divergence_bound, float(jnp.finfo(x.dtype).max)), x.dtype)
 
-    def check(t, w, loss, grad, diverged_step, converged_step):
-        leaves = jax.tree_util.tree_leaves(w)
+    def watch(t, w, loss, aux, grad, state):
+        diverged_step, converged_step = state
         bad = ~jnp.isfinite(loss)
-        for x in leaves:
+        for x in jax.tree_util.tree_leaves(w):
             bad = bad | ~jnp.all(jnp.abs(x) <= bound(x))
         grad_sq = sum(jnp.sum(jnp.square(g)) for g in jax.tree_util.tree_leaves(grad))
         small = grad_sq < jnp.asarray(grad_tol, grad_sq.dtype) ** 2
@@ -151,62 +180,18 @@ def _run(loss_fn, learning_rate, w0, *, num_steps, optimizer, record_every, dive
         converged_step = jnp.where((converged_step < 0) & small, t, converged_step)
         return diverged_step, converged_step
 
-    def step(t, carry):
-        w, state, diverged_step, converged_step = carry
-        loss, grad = value_and_grad(w)
-        diverged_step, converged_step = check(t, w, loss, grad, diverged_step, converged_step)
-        updates, state = tx.update(grad, state, w)
-        return optax.apply_updates(w, updates), state, diverged_step, converged_step
-
     never = jnp.asarray(-1, jnp.int32)
-    carry = (w0, tx.init(w0), never, never)
-    history = None
-    if record_every:
-        num_blocks, rest = divmod(num_steps, record_every)
-
-        def block(carry, b):
-            loss = loss_fn(carry[0])
-            carry = lax.fori_loop(b * record_every, (b + 1) * record_every, step, carry)
-            return carry, loss
-
-        carry, history = lax.scan(block, carry, jnp.arange(num_blocks, dtype=jnp.int32))
-        history = jnp.concatenate([history, loss_fn(carry[0])[None]])
-        carry = lax.fori_loop(num_blocks * record_every, num_steps, step, carry)
-    else:
-        carry = lax.fori_loop(0, num_steps, step, carry)
-    w, _, diverged_step, converged_step = carry
-    loss, grad = value_and_grad(w)
-    diverged_step, converged_step = check(num_steps, w, loss, grad, diverged_step, converged_step)
+    record = (lambda w, loss, aux, grad: loss) if record_every else None
+    w, state, history = descend(value_and_grad, w0, tx, num_steps=num_steps, watch=watch, watch_state=(never, never),
+                                record=record, record_every=max(record_every, 1))
+    (loss, _), grad = value_and_grad(w)
+    diverged_step, converged_step = watch(num_steps, w, loss, None, grad, state)
     return SweepResult(w, loss, diverged_step >= 0, diverged_step, converged_step, history)
 
 
-def _sweep_flat(loss_fn, learning_rate, w0, *, mesh, chunk_size, gather, **settings):
-    """Runs padded flat pairs: the run axis is split over ``mesh`` and cut into chunks on each device."""
-
-    def on_device(learning_rate, w0):
-        return lax.map(lambda a: _run(loss_fn, *a, **settings), (learning_rate, w0), batch_size=chunk_size)
-
-    result = jax.shard_map(on_device, mesh=mesh, in_specs=(P("runs"), P("runs")), out_specs=P("runs"),
-                           check_vma=False)(
-        learning_rate, w0)
-    if gather:  # every process receives every run
-        result = lax.with_sharding_constraint(result, NamedSharding(mesh, P()))
-    return result
-
-
-_STATIC = ("loss_fn", "mesh", "chunk_size", "gather", "num_steps", "optimizer", "record_every",
-           "divergence_bound", "grad_tol")
-# Per-compile options touch only this program, never the process: safe to set by default on CPU.
-_CPU_COMPILER_OPTIONS = {"xla_cpu_prefer_vector_width": "512"}
-_compiled_sweep = {
-    "cpu": jax.jit(_sweep_flat, static_argnames=_STATIC, compiler_options=_CPU_COMPILER_OPTIONS),
-    "other": jax.jit(_sweep_flat, static_argnames=_STATIC),
-}
-
-
-def _check_settings(num_steps, optimizer, record_every, divergence_bound, grad_tol, chunk_size):
+def _check_settings(num_steps, optimizer, hyperparams, record_every, divergence_bound, grad_tol, chunk_size):
     num_steps = _validate.num_steps(num_steps)
-    check_optimizer(optimizer)
+    check_optimizer(optimizer, hyperparams)
     record_every = _validate.num_steps(record_every, "record_every")
     if chunk_size is not None and _validate.num_steps(chunk_size, "chunk_size") < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -261,19 +246,41 @@ def _check_learning_rates(learning_rate, name="learning_rate"):
         raise ValueError(f"{name} must be a 1-D array of learning rates, got shape {np.shape(learning_rate)}")
 
 
-def _mesh(devices) -> Mesh:
-    devices = jax.devices() if devices is None else list(devices)
-    if not devices:
-        raise ValueError("devices is empty")
-    return Mesh(np.array(devices), ("runs",))
+def _check_hyperparams(hyperparams) -> dict:
+    """``hyperparams`` as name → 1-D array; traced values pass the value checks."""
+    if hyperparams is None:
+        return {}
+    if not isinstance(hyperparams, Mapping):
+        raise TypeError(f"hyperparams must be a dict name -> 1-D array, got {hyperparams!r}")
+    checked = {}
+    for name, values in hyperparams.items():
+        if name in ("learning_rate", "w0", "seed", "point") or not (isinstance(name, str) and name.isidentifier()):
+            raise ValueError(f"hyperparams: {name!r} cannot name a hyperparameter (reserved or not an identifier)")
+        checked[name] = _engine._check_axes({name: values}, True)[0][1]
+    return checked
 
 
-def _global(x, mesh, spec):
-    """A host array as a global jax.Array on ``mesh`` (works with one or many processes)."""
-    if _validate.is_traced(x):
-        return x
-    x = np.asarray(x)
-    return jax.make_array_from_callback(x.shape, NamedSharding(mesh, spec), lambda index: x[index])
+def _check_learning_rates(learning_rate, name="learning_rate"):
+    _validate.learning_rate(learning_rate, name)
+    if np.ndim(learning_rate) != 1:
+        raise ValueError(f"{name} must be a 1-D array of learning rates, got shape {np.shape(learning_rate)}")
+
+
+def _runs(loss_fn, coords, *, optimizer, hyperparams, num_steps, record_every, divergence_bound, grad_tol,
+          chunk_size, devices, out, progress=None):
+    """Validated arguments → the engine; the result labelled with ``coords``."""
+    num_steps, record_every, divergence_bound, grad_tol, chunk_size = _check_settings(
+        num_steps, optimizer, hyperparams, record_every, divergence_bound, grad_tol, chunk_size)
+    run = functools.partial(_run, loss_fn=loss_fn, optimizer=optimizer, hyperparams=tuple(hyperparams),
+                            num_steps=num_steps, record_every=record_every, divergence_bound=divergence_bound,
+                            grad_tol=grad_tol)
+    result = _engine.run_grid(run, coords, key=jax.random.key(0), chunk_size=chunk_size, devices=devices, out=out,
+                              progress=progress)
+    return result._replace(coords=coords)
+
+
+def _cast(values, dtype):
+    return values.astype(dtype) if _validate.is_traced(values) else np.asarray(values).astype(dtype)
 
 
 def sweep_pairs(
@@ -283,64 +290,45 @@ def sweep_pairs(
     learning_rate: ArrayLike,
     num_steps: int,
     optimizer: Optional[OptimizerFactory] = None,
+    hyperparams: Optional[Mapping[str, ArrayLike]] = None,
     record_every: int = 0,
     divergence_bound: float = DIVERGENCE_BOUND,
     grad_tol: float = GRAD_TOL,
     chunk_size: Optional[int] = None,
     devices: Optional[Sequence[jax.Device]] = None,
+    out=None,
 ) -> SweepResult:
     """Runs gradient descent for each pair (``learning_rate[r]``, ``w0[r]``): a flat list of runs.
 
     The same runner as :func:`sweep` without the outer product; results are
-    indexed ``[r, ...]``. Run ``r`` gives bit-identical results here and in a
-    :func:`sweep` that contains it. With :func:`grid_pairs` it computes one
-    piece of a grid. Arguments are as for :func:`sweep`, except that
-    ``learning_rate`` has one entry per run, as many as ``w0`` has start points.
+    indexed ``[r, ...]`` along the axis ``"point"``. Arguments are as for
+    :func:`sweep`, except that ``learning_rate`` and every hyperparameter have
+    one entry per run, as many as ``w0`` has start points.
 
     Examples:
       >>> import numpy as np
-      >>> from jaxdescent.sweep import sweep_pairs
+      >>> from jaxdescent import sweep_pairs
       >>> from jaxdescent.losses import sextic
       >>> out = sweep_pairs(sextic, w0=np.array([1.9, 1.9]), learning_rate=np.array([0.01, 1.0]), num_steps=100)
       >>> out.diverged.tolist(), out.diverged_step.tolist()
       ([False, True], [-1, 2])
     """
-    num_steps, record_every, divergence_bound, grad_tol, chunk_size = _check_settings(
-        num_steps, optimizer, record_every, divergence_bound, grad_tol, chunk_size)
     _check_learning_rates(learning_rate)
+    hyperparams = _check_hyperparams(hyperparams)
     w0 = _as_batch(w0)
     num_runs = _check_batch(loss_fn, w0)
-    if np.shape(learning_rate)[0] != num_runs:
-        raise ValueError(
-            f"learning_rate has {np.shape(learning_rate)[0]} entries but w0 has {num_runs} start points; "
-            "sweep_pairs runs them pairwise (use sweep for every combination)")
-    mesh = _mesh(devices)
-    num_devices = mesh.devices.size
-    on_cpu = mesh.devices.flat[0].platform == "cpu"
-    if chunk_size is None:
-        chunk_size = CHUNK_SIZE if on_cpu else ACCELERATOR_CHUNK_SIZE
-    # Chunks are at most chunk_size runs; every device gets a whole number of equal chunks.
-    chunk = min(chunk_size, -(-num_runs // num_devices))
-    padded = num_devices * chunk * -(-num_runs // (num_devices * chunk))
+    for name, values in {"learning_rate": learning_rate, **hyperparams}.items():
+        if np.shape(values)[0] != num_runs:
+            raise ValueError(
+                f"{name} has {np.shape(values)[0]} entries but w0 has {num_runs} start points; "
+                "sweep_pairs runs them pairwise (use sweep for every combination)")
     dtype = jax.tree_util.tree_leaves(w0)[0].dtype
-    xp = jnp if _validate.is_traced((learning_rate, w0)) else np
-
-    def pad(x):  # padding repeats run 0; its results are dropped
-        return xp.concatenate([x, xp.repeat(x[:1], padded - num_runs, axis=0)]) if padded > num_runs else x
-
-    learning_rate = pad(xp.asarray(learning_rate, dtype=dtype))
-    w0 = jax.tree_util.tree_map(pad, w0)
-    learning_rate = _global(learning_rate, mesh, P("runs"))
-    w0 = jax.tree_util.tree_map(lambda x: _global(x, mesh, P("runs")), w0)
-    gather = len({d.process_index for d in mesh.devices.flat}) > 1
-    # compiler_options are only accepted on a top-level jit, not inside the caller's own jit.
-    platform = "cpu" if on_cpu and not _validate.is_traced((learning_rate, w0)) else "other"
-    result = _compiled_sweep[platform](
-        loss_fn, learning_rate, w0, mesh=mesh, chunk_size=chunk, gather=gather, num_steps=num_steps,
-        optimizer=optimizer, record_every=record_every, divergence_bound=divergence_bound, grad_tol=grad_tol)
-    if padded > num_runs:
-        result = jax.tree_util.tree_map(lambda x: x[:num_runs], result)
-    return result
+    items = [("learning_rate", _cast(learning_rate, dtype)), *((k, _cast(v, dtype)) for k, v in hyperparams.items()),
+             ("w0", w0)]
+    coords = _engine.Coords(items, ["point"] * len(items))
+    return _runs(loss_fn, coords, optimizer=optimizer, hyperparams=hyperparams, num_steps=num_steps,
+                 record_every=record_every, divergence_bound=divergence_bound, grad_tol=grad_tol,
+                 chunk_size=chunk_size, devices=devices, out=out)
 
 
 def grid_pairs(learning_rate: ArrayLike, w0: Any, *, start: int = 0, stop: Optional[int] = None):
@@ -356,7 +344,7 @@ def grid_pairs(learning_rate: ArrayLike, w0: Any, *, start: int = 0, stop: Optio
 
     Examples:
       >>> import numpy as np
-      >>> from jaxdescent.sweep import grid_pairs
+      >>> from jaxdescent import grid_pairs
       >>> lr, w = grid_pairs(np.array([0.1, 0.2]), np.array([-1.0, 0.0, 1.0]), start=2, stop=5)
       >>> lr.tolist(), w.tolist()
       ([0.1, 0.2, 0.2], [1.0, -1.0, 0.0])
@@ -381,13 +369,16 @@ def sweep(
     learning_rate: ArrayLike,
     num_steps: int,
     optimizer: Optional[OptimizerFactory] = None,
+    hyperparams: Optional[Mapping[str, ArrayLike]] = None,
     record_every: int = 0,
     divergence_bound: float = DIVERGENCE_BOUND,
     grad_tol: float = GRAD_TOL,
     chunk_size: Optional[int] = None,
     devices: Optional[Sequence[jax.Device]] = None,
+    out=None,
+    progress: Optional[Callable] = None,
 ) -> SweepResult:
-    """Runs gradient descent for every (learning rate, start point) pair, as one compiled program.
+    """Runs gradient descent for every (learning rate, hyperparameters, start point), as one compiled program.
 
     Args:
       loss_fn: a pure function from one start point (a pytree) to a scalar loss.
@@ -396,9 +387,13 @@ def sweep(
         Integers become the default float; runs use w0's float dtype.
       learning_rate: a 1-D array of learning rates, each finite and > 0.
       num_steps: updates per run.
-      optimizer: ``None`` for the lecture's w := w − α·∇, or an optax factory
-        (``optax.adam``, ``functools.partial(optax.sgd, momentum=0.9)``), called
-        with ``learning_rate=`` through ``optax.inject_hyperparams``.
+      optimizer: ``None`` for ``optax.sgd`` (without momentum: the lecture's
+        w := w − α·∇), or any optax factory such as ``optax.adam``; it is called
+        inside the compiled run as ``optimizer(learning_rate=α, **hp)``.
+      hyperparams: name → 1-D array of values of more optimizer keywords, e.g.
+        ``{"momentum": [0.0, 0.5, 0.9]}`` for ``optax.sgd`` or ``{"b1": ...}``
+        for ``optax.adam``. Each becomes an axis after ``learning_rate`` (in
+        mapping order) and before ``w0``; values are traced.
       record_every: 0 for no history, or k > 0 to keep the loss every k steps.
       divergence_bound: a run diverges when some ``|w_i|`` exceeds this (or w
         or the loss is non-finite); ``float('inf')`` for non-finite only.
@@ -408,22 +403,25 @@ def sweep(
         where 1024–4096 is fastest, ``ACCELERATOR_CHUNK_SIZE`` (2²⁰) on GPU/TPU.
       devices: the devices to shard the runs over; default ``jax.devices()``
         (every process's devices after ``jax.distributed.initialize``).
+      out: a folder to save finished pieces to and resume from (see
+        :func:`jaxdescent.sweep_fn`).
+      progress: wraps the iterable of pieces (e.g. a tqdm bar) when ``out`` is given.
 
     Returns:
-      A :class:`SweepResult` indexed ``[i_learning_rate, i_w0, ...]``. A diverged
-      run is a result (``diverged``, inf/nan in its slot), never an exception.
+      A :class:`SweepResult` indexed ``[i_learning_rate, i_hyperparam..., i_w0, ...]``,
+      labelled (``.axes``, ``.coords``, ``.to_pandas()``). A diverged run is a
+      result (``diverged``, inf/nan in its slot), never an exception.
 
     Raises:
       ValueError, TypeError: naming the argument, before anything is compiled.
 
     Examples:
-      >>> import numpy as np
-      >>> from jaxdescent import losses
-      >>> from jaxdescent.sweep import sweep
+      >>> import numpy as np, optax
+      >>> from jaxdescent import losses, sweep
       >>> out = sweep(losses.sextic, w0=np.array([-1.0, 1.9]),
       ...             learning_rate=np.array([0.01, 0.1, 1.0]), num_steps=1000)
-      >>> out.final_w.shape
-      (3, 2)
+      >>> out.final_w.shape, out.axes
+      ((3, 2), ('learning_rate', 'w0'))
       >>> out.diverged.tolist()
       [[False, False], [False, False], [True, True]]
       >>> print(np.round(out.final_w[:2], 4))
@@ -431,19 +429,23 @@ def sweep(
        [0.7549 0.7549]]
       >>> out.converged_step[:2].tolist()
       [[483, 336], [44, 44]]
+      >>> heavy = sweep(losses.sextic, w0=np.array([1.9]), learning_rate=np.array([0.01]), num_steps=300,
+      ...               optimizer=optax.sgd, hyperparams={"momentum": np.array([0.0, 0.5, 0.9])})
+      >>> heavy.axes, heavy.converged_step.tolist()
+      (('learning_rate', 'momentum', 'w0'), [[[-1], [147], [150]]])
+      >>> heavy.to_pandas()[["momentum", "w0", "converged_step"]]
+         momentum   w0  converged_step
+      0       0.0  1.9              -1
+      1       0.5  1.9             147
+      2       0.9  1.9             150
     """
     _check_learning_rates(learning_rate)
+    hyperparams = _check_hyperparams(hyperparams)
     w0 = _as_batch(w0)
-    n_w0 = _check_batch(loss_fn, w0)
-    n_lr = np.shape(learning_rate)[0]
-    if _validate.is_traced((learning_rate, w0)):
-        pairs_lr = jnp.repeat(jnp.asarray(learning_rate), n_w0)
-        pairs_w0 = jax.tree_util.tree_map(lambda x: jnp.tile(x, (n_lr,) + (1,) * (x.ndim - 1)), w0)
-    else:
-        pairs_lr, pairs_w0 = grid_pairs(learning_rate, w0)
-    result = sweep_pairs(
-        loss_fn, w0=pairs_w0, learning_rate=pairs_lr, num_steps=num_steps, optimizer=optimizer,
-        record_every=record_every, divergence_bound=divergence_bound, grad_tol=grad_tol,
-        chunk_size=chunk_size, devices=devices)
-    return jax.tree_util.tree_map(lambda x: x.reshape((n_lr, n_w0) + x.shape[1:]), result)
-
+    _check_batch(loss_fn, w0)
+    dtype = jax.tree_util.tree_leaves(w0)[0].dtype
+    items = [("learning_rate", _cast(learning_rate, dtype)), *((k, _cast(v, dtype)) for k, v in hyperparams.items()),
+             ("w0", w0)]
+    return _runs(loss_fn, _engine.Coords(items), optimizer=optimizer, hyperparams=hyperparams, num_steps=num_steps,
+                 record_every=record_every, divergence_bound=divergence_bound, grad_tol=grad_tol,
+                 chunk_size=chunk_size, devices=devices, out=out, progress=progress)
