@@ -280,26 +280,34 @@ def _mesh(devices) -> Mesh:
     return Mesh(np.array(devices), ("runs",))
 
 
-def _launch(coord_values, key, start, *, run, shape, dims, names, seeded, mesh, per_device, chunk, gather):
+def _launch(coord_values, key, start, shared, *, run, shape, dims, names, seeded, mesh, per_device, chunk, gather):
     num_runs = math.prod(shape)
     axes = tuple(dict.fromkeys(dims))
     sizes = dict(zip(axes, shape))
     strides = {d: math.prod(shape[i + 1:]) for i, d in enumerate(axes)}
     fn = run.value
 
-    def on_device(coord_values, key, start):
-        def one(r):
+    def on_device(coord_values, key, start, shared):
+        def one(r, shared):
             index = {d: (r // strides[d]) % sizes[d] for d in axes}
             hp = {name: jax.tree_util.tree_map(lambda v: v[index[dim]], value)
                   for name, dim, value in zip(names, dims, coord_values) if name != "seed"}
-            return fn(hp, jax.random.fold_in(key, index["seed"] if seeded else 0))
+            run_key = jax.random.fold_in(key, index["seed"] if seeded else 0)
+            return fn(hp, run_key) if shared is None else fn(hp, run_key, shared)
+
+        def one_chunk(rs):
+            # Shared data is broadcast to the chunk's run axis, so every product in the vmapped runs is a
+            # batched one with the run axis leading (no per-step transposes; see network.train_many).
+            batched = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (chunk,) + a.shape), shared)
+            return jax.vmap(one)(rs, batched)
 
         first = start + lax.axis_index("runs") * per_device
         r = jnp.minimum(first + jnp.arange(per_device, dtype=jnp.int32), num_runs - 1)
-        return lax.map(one, r, batch_size=chunk)
+        out = lax.map(one_chunk, r.reshape(per_device // chunk, chunk))
+        return jax.tree_util.tree_map(lambda x: x.reshape((per_device,) + x.shape[2:]), out)
 
-    result = jax.shard_map(on_device, mesh=mesh, in_specs=(P(), P(), P()), out_specs=P("runs"),
-                           check_vma=False)(coord_values, key, start)
+    result = jax.shard_map(on_device, mesh=mesh, in_specs=(P(), P(), P(), P()), out_specs=P("runs"),
+                           check_vma=False)(coord_values, key, start, shared)
     if gather:  # every process receives every run
         result = lax.with_sharding_constraint(result, NamedSharding(mesh, P()))
     return result
@@ -353,19 +361,23 @@ def fingerprint(run: Callable, hp_example: dict, key) -> tuple[str, Any]:
     jaxpr, out_shape = closed
     digest = hashlib.sha256(str(jaxpr.jaxpr).encode())
     for c in jaxpr.consts:
-        c = np.asarray(jax.random.key_data(c) if jnp.issubdtype(getattr(c, "dtype", np.float32), jax.dtypes.prng_key)
-                       else c)
+        c = _host(c)
         digest.update(str((c.dtype, c.shape)).encode())
         digest.update(np.ascontiguousarray(c).tobytes())
     return digest.hexdigest(), out_shape
 
 
+def _host(leaf) -> np.ndarray:
+    """A NumPy copy of an array; a typed key array as its key data."""
+    if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)
+    return np.asarray(leaf)
+
+
 def _digest_arrays(tree) -> str:
     digest = hashlib.sha256()
     for leaf in jax.tree_util.tree_leaves(tree):
-        if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-            leaf = jax.random.key_data(leaf)
-        leaf = np.asarray(leaf)
+        leaf = _host(leaf)
         digest.update(str((leaf.dtype, leaf.shape)).encode())
         digest.update(np.ascontiguousarray(leaf).tobytes())
     return digest.hexdigest()
@@ -382,6 +394,7 @@ def run_grid(
     piece_runs: Optional[int] = None,
     progress: Optional[Callable] = None,
     describe: Optional[dict] = None,
+    shared: Any = None,
 ):
     """Runs ``run(hp, key)`` for every point of ``coords``' grid; the metrics pytree with the run axes first.
 
@@ -392,7 +405,9 @@ def run_grid(
     :class:`Static` so that equal configurations reuse one compilation.
     With ``out``, pieces of about ``piece_runs`` runs are saved there and a
     rerun resumes (see :mod:`jaxdescent.results`); ``describe`` is JSON-able
-    configuration recorded beside them.
+    configuration recorded beside them. ``shared`` (data every run reads) is
+    passed as ``run(hp, key, shared)``, a traced argument: new data of the same
+    shapes does not recompile.
     """
     if not isinstance(run, Static):
         run = Static(run)
@@ -417,9 +432,11 @@ def run_grid(
     program = _jitted["cpu" if on_cpu and not traced else "other"]
     values = jax.tree_util.tree_map(lambda v: _global(v, mesh), coords.values)
     key = _global(key, mesh)
+    shared_global = jax.tree_util.tree_map(lambda v: _global(v, mesh), shared)
 
     def call(start):
-        return program(values, key, _global(np.int32(start), mesh) if not traced else jnp.int32(start), **settings)
+        start = jnp.int32(start) if traced else _global(np.int32(start), mesh)
+        return program(values, key, start, shared_global, **settings)
 
     if out is None:
         result = call(0)
@@ -429,12 +446,13 @@ def run_grid(
 
     hp_example = {n: jax.tree_util.tree_map(lambda v: v[0], v) for n, v in zip(coords.names, coords.values)
                   if n != "seed"}
-    digest, out_shape = fingerprint(run.value, hp_example, jax.random.key(0))
+    fn = run.value if shared is None else (lambda hp, k: run.value(hp, k, shared))
+    digest, out_shape = fingerprint(fn, hp_example, jax.random.key(0))
     config = {"program": digest, "coords": _digest_arrays(coords.values), "key": _digest_arrays(key),
               "axes": list(coords.axes), "shape": list(shape), "piece_runs": layout.runs_per_call, **(describe or {})}
     leaves, treedef = jax.tree_util.tree_flatten(out_shape)
     names = [stem for stem, _ in leaf_names("metric", out_shape, top=True)]
-    extra = {stem: np.asarray(leaf) for name, value in zip(coords.names, coords.values)
+    extra = {stem: _host(leaf) for name, value in zip(coords.names, coords.values)
              for stem, leaf in leaf_names(name, value)}
     if len(set(names) | set(extra)) < len(names) + len(extra):
         raise ValueError(f"metric names {names} collide with axis names {list(extra)}; rename one")

@@ -32,8 +32,9 @@ import optax
 from jax import lax
 from jax.typing import ArrayLike
 
-from jaxdescent import _validate
-from jaxdescent.descent import check_optimizer, make_optimizer
+from jaxdescent import _engine, _validate
+from jaxdescent._engine import Static
+from jaxdescent.descent import check_optimizer, descend, make_optimizer
 
 ESTIMATORS = (None, "identity", "clipped", "sigmoid")
 """The backward passes :func:`step` knows: ``None`` is the true (zero) derivative."""
@@ -139,10 +140,10 @@ class Params(NamedTuple):
 
 
 class History(NamedTuple):
-    """What :func:`train` records; ``loss``, ``accuracy`` and ``exact`` have one entry per step.
+    """What :func:`train` records; ``loss``, ``accuracy`` and ``exact`` have ``num_steps + 1`` entries.
 
-    Entry ``t`` describes the parameters after ``t`` updates (the ones whose
-    gradient gives update ``t + 1``), measured on the training data.
+    Entry ``t`` describes the parameters after ``t`` updates (entry 0 the
+    initial net, the last one the returned net), measured on the training data.
 
     Attributes:
       loss: the lecture's MSE of the step network (exact forward pass).
@@ -327,7 +328,7 @@ def _labels(y):
 
 
 def _fit(key, x, y, slope, tx, *, n_hidden, num_steps, ste, stop_when_solved):
-    """One training as a single ``lax.scan``: pure in ``key`` (and in ``tx``'s learning rate)."""
+    """One training on the package's step loop (:func:`jaxdescent.descent.descend`): pure in its arguments."""
     x1 = _with_ones(x)
     labels = _labels(y)
     params = _init(key, x.shape[1], n_hidden, y.shape[1])
@@ -336,25 +337,19 @@ def _fit(key, x, y, slope, tx, *, n_hidden, num_steps, ste, stop_when_solved):
         o_in, o_out = _layers(p, x1, ste, slope)
         return jnp.sum((o_out - y) ** 2) / y.shape[0], (o_in, o_out)
 
-    def body(carry, t):
-        params, opt_state, solved_step = carry
-        (loss, (o_in, o_out)), grad = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    def measure(w, loss, aux, grad):
+        o_in, o_out = aux
         pred = jnp.argmax(o_in, -1) if o_in.shape[-1] > 1 else (o_in[:, 0] > 0)
-        accuracy = jnp.mean(pred.astype(jnp.int32) == labels)
-        exact = jnp.mean(jnp.all(o_out == y, axis=-1))
-        solved_now = exact == 1
-        solved_step = jnp.where((solved_step < 0) & solved_now, t, solved_step)
-        updates, new_state = tx.update(grad, opt_state, params)
-        new_params = optax.apply_updates(params, updates)
-        if stop_when_solved:
-            frozen = solved_step >= 0
-            new_params = jax.tree_util.tree_map(lambda a, b: jnp.where(frozen, a, b), params, new_params)
-            new_state = jax.tree_util.tree_map(lambda a, b: jnp.where(frozen, a, b), opt_state, new_state)
-        return (new_params, new_state, solved_step), (loss, accuracy, exact)
+        return loss, jnp.mean(pred.astype(jnp.int32) == labels), jnp.mean(jnp.all(o_out == y, axis=-1))
 
-    init = (params, tx.init(params), jnp.array(-1, jnp.int32))
-    (params, _, solved_step), (loss, accuracy, exact) = lax.scan(
-        body, init, jnp.arange(num_steps, dtype=jnp.int32))
+    def watch(t, w, loss, aux, grad, solved_step):
+        solved_now = measure(w, loss, aux, grad)[2] == 1
+        return jnp.where((solved_step < 0) & solved_now, t, solved_step)
+
+    params, solved_step, (loss, accuracy, exact) = descend(
+        jax.value_and_grad(loss_fn, has_aux=True), params, tx, num_steps=num_steps, watch=watch,
+        watch_state=jnp.array(-1, jnp.int32), record=measure, stop=(lambda s: s >= 0) if stop_when_solved else None)
+    solved_step = jnp.where((solved_step < 0) & (exact[-1] == 1), num_steps, solved_step)
     return params, History(loss, accuracy, exact, solved_step)
 
 
@@ -363,7 +358,7 @@ _STATIC = ("n_hidden", "num_steps", "ste", "stop_when_solved")
 
 @functools.partial(jax.jit, static_argnames=("tx",) + _STATIC)
 def _train_one(key, x, y, slope, *, tx, **settings):
-    return _fit(key, x, y, slope, tx, **settings)
+    return _fit(key, x, y, slope, tx.value, **settings)
 
 
 def _check_training(x, y, *, n_hidden, num_steps, ste, slope):
@@ -406,9 +401,13 @@ def train(
       x: inputs ``(examples, n_in)``.
       y: targets ``(examples, n_out)`` of 0/1 (one-hot for classes).
       n_hidden: hidden units (without the bias unit).
-      optimizer: any ``optax.GradientTransformation``, e.g. ``optax.adam(1e-2)``.
-        A new optimizer object compiles anew; for many learning rates use
-        :func:`train_many`.
+      optimizer: any ``optax.GradientTransformation``, e.g. ``optax.adam(1e-2)``
+        (``train`` has no learning-rate argument, so it takes the built
+        transformation; built inside your own traced function, as in
+        ``sweep_fn(lambda hp, key: train(..., optimizer=optax.adam(hp["lr"]))``,
+        its hyperparameters are traced). Outside a trace a new optimizer
+        object compiles anew: for many values use :func:`jaxdescent.sweep_fn`
+        or :func:`train_many`.
       num_steps: updates to make (>= 0).
       ste: the estimator (see :func:`step`).
       slope: the sigmoid surrogate's slope (traced).
@@ -426,12 +425,12 @@ def train(
       >>> params, history = train(jax.random.key(0), x, y, n_hidden=8,
       ...                         optimizer=optax.adam(0.05), num_steps=500)
       >>> history.loss.shape, int(history.solved_step) >= 0
-      ((500,), True)
+      ((501,), True)
     """
     if not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(f"optimizer must be an optax.GradientTransformation such as optax.adam(1e-2), got {optimizer!r}")
     x, y, n_hidden, num_steps = _check_training(x, y, n_hidden=n_hidden, num_steps=num_steps, ste=ste, slope=slope)
-    return _train_one(key, x, y, jnp.asarray(slope, x.dtype), tx=optimizer, n_hidden=n_hidden,
+    return _train_one(key, x, y, jnp.asarray(slope, x.dtype), tx=Static(optimizer), n_hidden=n_hidden,
                       num_steps=num_steps, ste=ste, stop_when_solved=bool(stop_when_solved))
 
 
@@ -444,42 +443,12 @@ def _auto_chunk(num_examples, n_hidden):
     return max(1, budget // (4 * num_examples * (n_hidden + 1)))
 
 
-def _fit_grid(keys, x, y, learning_rates, slope, *, optimizer_factory, chunk_size, **settings):
-    """All rates × seeds as one flat axis of runs, ``chunk_size`` runs vmapped at a time.
-
-    Two things make a plain ``vmap`` over seeds slower per seed than sequential
-    runs on CPU: with ``x`` shared (unbatched), XLA computes the first layer for
-    all seeds as one wide matrix product whose result has the seed axis in the
-    middle, so every step transposes the (examples, seeds, hidden) activations
-    (and their gradients) to and from the seed-leading layout the batched
-    second layer needs; and the activations of all runs at once no longer fit in
-    cache. Here ``x`` is broadcast to a leading run axis (every product is then a
-    batched matmul with the batch axis leading, no transposes) and the runs are
-    processed in cache-sized chunks by ``lax.map``, each chunk vmapped.
-    """
-    num_rates, num_seeds = learning_rates.shape[0], keys.shape[0]
-    num_runs = num_rates * num_seeds
-    chunk = max(1, min(chunk_size, num_runs))
-    num_chunks = -(-num_runs // chunk)
-    run = jnp.minimum(jnp.arange(num_chunks * chunk), num_runs - 1).reshape(num_chunks, chunk)
-    run_keys, run_rates = keys[run % num_seeds], learning_rates[run // num_seeds]
-
-    def one(key, learning_rate, x, y):
-        return _fit(key, x, y, slope, make_optimizer(optimizer_factory, learning_rate), **settings)
-
-    def one_chunk(args):
-        chunk_keys, chunk_rates = args
-        xb = jnp.broadcast_to(x, (chunk,) + x.shape)
-        yb = jnp.broadcast_to(y, (chunk,) + y.shape)
-        return jax.vmap(one)(chunk_keys, chunk_rates, xb, yb)
-
-    out = lax.map(one_chunk, (run_keys, run_rates))
-    return jax.tree_util.tree_map(
-        lambda a: a.reshape((num_chunks * chunk,) + a.shape[2:])[:num_runs].reshape((num_rates, num_seeds) + a.shape[2:]),
-        out)
-
-
-_train_grid = jax.jit(_fit_grid, static_argnames=("optimizer_factory", "chunk_size") + _STATIC)
+def _grid_run(hp, key, data, *, optimizer, hyperparams, **settings):
+    """One run of :func:`train_many` for the engine: its key and values come from ``hp``."""
+    x, y, slope = data
+    slope = hp.get("slope", slope)
+    tx = make_optimizer(optimizer, hp["learning_rate"], {k: hp[k] for k in hyperparams if k != "slope"})
+    return _fit(hp["key"], x, y, slope, tx, **settings)
 
 
 def train_many(
@@ -489,24 +458,33 @@ def train_many(
     *,
     learning_rates: ArrayLike,
     optimizer_factory: Optional[Callable[..., optax.GradientTransformation]] = None,
+    hyperparams: Optional[dict] = None,
     n_hidden: int,
     num_steps: int,
     ste: Optional[str] = "identity",
     slope: ArrayLike = 1.0,
     stop_when_solved: bool = False,
     chunk_size: Optional[int] = None,
+    devices=None,
+    out=None,
+    progress: Optional[Callable] = None,
 ) -> tuple[Params, History]:
-    """:func:`train` for every key × learning rate at once: ``jax.vmap`` twice, compiled once.
+    """:func:`train` for every learning rate × hyperparameters × key at once, on the engine, compiled once.
 
-    Learning rates are traced (``optax.inject_hyperparams``), so new keys or
-    learning rates of the same shapes reuse the compilation.
+    Learning rates and hyperparameters are traced (the optimizer contract of
+    :func:`jaxdescent.descent.make_optimizer`), so new keys or values of the
+    same shapes reuse the compilation.
 
     Args:
       keys: a batch of ``jax.random`` keys, shape ``(seeds,)``.
       x, y: the training data, shared by all runs.
       learning_rates: shape ``(rates,)``, each finite and > 0.
-      optimizer_factory: ``None`` for the lecture's rule W := W − α ∂MSE/∂W, or
-        an optax factory such as ``optax.adam``, called with ``learning_rate=``.
+      optimizer_factory: ``None`` for ``optax.sgd`` (the lecture's rule
+        W := W − α ∂MSE/∂W), or an optax factory such as ``optax.adam``, called
+        with ``learning_rate=`` and the optimizer hyperparameters.
+      hyperparams: name → 1-D array: more axes after the learning rate.
+        ``"slope"`` sweeps the sigmoid estimator's slope; any other name is an
+        optimizer keyword (``b1`` for ``optax.adam``, ``momentum`` for ``optax.sgd``).
       n_hidden, num_steps, ste, slope, stop_when_solved: as in :func:`train`.
       chunk_size: how many runs are vmapped together; the chunks run one after
         another inside the same compiled program. ``None`` picks, on CPU, as
@@ -515,9 +493,11 @@ def train_many(
         at least as fast per run as sequential ones; on GPU/TPU, up to 1 GiB of
         them (a GPU wants every run in flight at once). Results do not depend
         on it beyond float rounding.
+      devices, out, progress: as for :func:`jaxdescent.sweep_fn` (shard over
+        devices; save pieces to a folder and resume).
 
     Returns:
-      ``(params, history)`` whose arrays have leading axes ``(rates, seeds)``.
+      ``(params, history)`` whose arrays have leading axes ``(rates, *hyperparams, seeds)``.
 
     Examples:
       >>> import jax, jax.numpy as jnp, optax
@@ -528,18 +508,26 @@ def train_many(
       >>> params, history = train_many(keys, x, y, learning_rates=jnp.array([0.01, 0.05]),
       ...                              optimizer_factory=optax.adam, n_hidden=8, num_steps=300)
       >>> params.w1.shape, history.loss.shape, history.solved_step.shape
-      ((2, 16, 3, 8), (2, 16, 300), (2, 16))
+      ((2, 16, 3, 8), (2, 16, 301), (2, 16))
     """
-    check_optimizer(optimizer_factory, "optimizer_factory")
     _validate.learning_rate(learning_rates, "learning_rates")
     if not _validate.is_traced(learning_rates) and np.ndim(learning_rates) != 1:
         raise ValueError(f"learning_rates must be 1-D, got shape {np.shape(learning_rates)}")
+    hyperparams = dict(hyperparams or {})
+    check_optimizer(optimizer_factory, {k: v for k, v in hyperparams.items() if k != "slope"}, "optimizer_factory")
+    if "slope" in hyperparams:
+        _validate.learning_rate(hyperparams["slope"], "hyperparams['slope']")
     if not _validate.is_traced(keys) and np.ndim(keys) != (1 if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) else 2):
         raise ValueError(f"keys must be a 1-D batch of keys such as jax.random.split(key, n), got shape {np.shape(keys)}")
+    if not jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
+        keys = jax.random.wrap_key_data(keys)
     x, y, n_hidden, num_steps = _check_training(x, y, n_hidden=n_hidden, num_steps=num_steps, ste=ste, slope=slope)
     if chunk_size is None:
         chunk_size = _auto_chunk(x.shape[0], n_hidden)
     chunk_size = _positive_int(chunk_size, "chunk_size")
-    return _train_grid(keys, x, y, jnp.asarray(learning_rates, x.dtype), jnp.asarray(slope, x.dtype),
-                       optimizer_factory=optimizer_factory, n_hidden=n_hidden, num_steps=num_steps,
-                       ste=ste, stop_when_solved=bool(stop_when_solved), chunk_size=chunk_size)
+    cast = lambda v: jnp.asarray(v, x.dtype) if _validate.is_traced(v) else np.asarray(v, x.dtype)
+    items = [("learning_rate", cast(learning_rates)), *((k, cast(v)) for k, v in hyperparams.items()), ("key", keys)]
+    run = functools.partial(_grid_run, optimizer=optimizer_factory, hyperparams=tuple(hyperparams),
+                            n_hidden=n_hidden, num_steps=num_steps, ste=ste, stop_when_solved=bool(stop_when_solved))
+    return _engine.run_grid(run, _engine.Coords(items), key=jax.random.key(0), shared=(x, y, jnp.asarray(slope, x.dtype)),
+                            chunk_size=chunk_size, devices=devices, out=out, progress=progress)

@@ -105,9 +105,10 @@ def test_train_matches_a_hand_written_optax_loop():
         losses.append(loss)
         updates, state = tx.update(g, state, p)
         p = optax.apply_updates(p, updates)
+    losses.append(mse(p, x, y))  # the last entry describes the returned net
     chex.assert_trees_all_close(params, p, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(history.loss, losses, rtol=1e-6)
-    chex.assert_shape([history.loss, history.accuracy, history.exact], (n,))
+    chex.assert_shape([history.loss, history.accuracy, history.exact], (n + 1,))
 
 
 def test_xor_is_solved_for_most_seeds_and_history_is_consistent():
@@ -133,7 +134,7 @@ def test_train_many_equals_sequential_train_and_compiles_once():
     params, h = train_many(keys, x, y, learning_rates=rates, optimizer_factory=optax.adam, chunk_size=4, **settings)
     chex.assert_shape([params.w1], (2, 3, 5, 6))
     for r, lr in enumerate([0.01, 0.05]):
-        tx = optax.inject_hyperparams(optax.adam)(learning_rate=lr)
+        tx = optax.adam(lr)
         for s in range(3):
             p1, h1 = train(keys[s], x, y, optimizer=tx, **settings)
             chex.assert_trees_all_close(jax.tree_util.tree_map(lambda a: a[r, s], params), p1, rtol=1e-4, atol=1e-5)
@@ -141,18 +142,22 @@ def test_train_many_equals_sequential_train_and_compiles_once():
             assert int(h.solved_step[r, s]) == int(h1.solved_step)
 
 
-def test_train_many_compiles_once_for_new_keys_and_rates():
-    from jaxdescent import network
+def test_train_many_compiles_once_for_new_keys_rates_and_data():
+    from jaxdescent import count_compilations
+
     x, y = datasets.xor()
-    run = chex.assert_max_traces(network._fit_grid, n=1)
-    original = network._train_grid
-    network._train_grid = jax.jit(run, static_argnames=("optimizer_factory", "chunk_size") + network._STATIC)
-    try:
-        for seed, rates in [(0, [0.1, 0.2]), (1, [0.3, 0.01]), (2, [1.0, 2.0])]:
-            train_many(jax.random.split(jax.random.key(seed), 4), x, y, learning_rates=jnp.array(rates),
-                       n_hidden=2, num_steps=5)
-    finally:
-        network._train_grid = original
+    run = lambda seed, rates, x: train_many(jax.random.split(jax.random.key(seed), 4), x, y,
+                                            learning_rates=jnp.array(rates), n_hidden=2, num_steps=5)
+    run(0, [0.1, 0.2], x)
+    flipped = np.asarray(1.0 - x)
+    with count_compilations() as c:
+        run(1, [0.3, 0.01], x)
+        run(2, [1.0, 2.0], flipped)  # new data of the same shape: a traced argument
+    assert c.count == 0
+    with count_compilations() as c:
+        train_many(jax.random.split(jax.random.key(0), 4), x, y, learning_rates=jnp.array([0.1, 0.2]),
+                   n_hidden=2, num_steps=6)
+    assert c.count >= 1  # a new num_steps must compile
 
 
 def test_plain_rule_is_the_lectures_update():
