@@ -463,8 +463,8 @@ def run_grid(
         return {n: np.asarray(x)[: stop - start] for n, x in zip(names, got)}
 
     arrays = results.run_pieces(out, config, num_runs, layout.runs_per_call, fields, compute_piece, extra=extra,
-                                progress=progress)
-    metrics = [arrays[n].reshape(shape + tuple(leaf.shape)) for n, leaf in zip(names, leaves)]
+                                grid_shape=shape, progress=progress)
+    metrics = [arrays[n] for n in names]
     return jax.tree_util.tree_unflatten(treedef, metrics)
 
 

@@ -267,7 +267,7 @@ def _check_learning_rates(learning_rate, name="learning_rate"):
 
 
 def _runs(loss_fn, coords, *, optimizer, hyperparams, num_steps, record_every, divergence_bound, grad_tol,
-          chunk_size, devices, out, progress=None):
+          chunk_size, devices, out, piece_runs=None, progress=None):
     """Validated arguments → the engine; the result labelled with ``coords``."""
     num_steps, record_every, divergence_bound, grad_tol, chunk_size = _check_settings(
         num_steps, optimizer, hyperparams, record_every, divergence_bound, grad_tol, chunk_size)
@@ -275,7 +275,7 @@ def _runs(loss_fn, coords, *, optimizer, hyperparams, num_steps, record_every, d
                             num_steps=num_steps, record_every=record_every, divergence_bound=divergence_bound,
                             grad_tol=grad_tol)
     result = _engine.run_grid(run, coords, key=jax.random.key(0), chunk_size=chunk_size, devices=devices, out=out,
-                              progress=progress)
+                              piece_runs=piece_runs, progress=progress)
     return result._replace(coords=coords)
 
 
@@ -376,6 +376,7 @@ def sweep(
     chunk_size: Optional[int] = None,
     devices: Optional[Sequence[jax.Device]] = None,
     out=None,
+    piece_runs: Optional[int] = None,
     progress: Optional[Callable] = None,
 ) -> SweepResult:
     """Runs gradient descent for every (learning rate, hyperparameters, start point), as one compiled program.
@@ -405,6 +406,7 @@ def sweep(
         (every process's devices after ``jax.distributed.initialize``).
       out: a folder to save finished pieces to and resume from (see
         :func:`jaxdescent.sweep_fn`).
+      piece_runs: with ``out``, about this many runs per saved piece (default 65536).
       progress: wraps the iterable of pieces (e.g. a tqdm bar) when ``out`` is given.
 
     Returns:
@@ -448,4 +450,4 @@ def sweep(
              ("w0", w0)]
     return _runs(loss_fn, _engine.Coords(items), optimizer=optimizer, hyperparams=hyperparams, num_steps=num_steps,
                  record_every=record_every, divergence_bound=divergence_bound, grad_tol=grad_tol,
-                 chunk_size=chunk_size, devices=devices, out=out, progress=progress)
+                 chunk_size=chunk_size, devices=devices, out=out, piece_runs=piece_runs, progress=progress)

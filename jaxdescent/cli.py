@@ -84,12 +84,29 @@ def resolve_loss(name: str):
 
 
 def optimizer_factory(name: str):
-    """``gd`` or ``sgd`` (the lecture's plain rule: None), ``momentum`` (0.9) or ``adam``."""
+    """``gd`` (the lecture's rule: ``optax.sgd``), ``sgd`` (``optax.sgd``), ``momentum`` (sgd, 0.9) or ``adam``."""
     import functools
 
     import optax
 
-    return {"gd": None, "sgd": None, "momentum": functools.partial(optax.sgd, momentum=0.9), "adam": optax.adam}[name]
+    return {"gd": optax.sgd, "sgd": optax.sgd, "momentum": functools.partial(optax.sgd, momentum=0.9),
+            "adam": optax.adam}[name]
+
+
+def hyperparams(items: Sequence[str]) -> dict:
+    """``--hyperparam NAME=GRID`` (repeatable) → name → 1-D grid, in the order given."""
+    out = {}
+    for item in items or ():
+        name, sep, grid = item.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise ValueError(f"--hyperparam: expected NAME=GRID such as momentum=0.0,0.5,0.9, got {item!r}")
+        if name in out:
+            raise ValueError(f"--hyperparam: {name!r} given twice")
+        out[name] = parse_grid(grid, f"--hyperparam {name}")
+        if not np.all(np.isfinite(out[name])):
+            raise ValueError(f"--hyperparam {name}: every value must be finite, got {grid!r}")
+    return out
 
 
 def positive_int(text: str) -> int:
@@ -199,42 +216,33 @@ def _reproduce(args) -> None:
 
 
 def _sweep(args) -> None:
-    from jaxdescent import results
-    from jaxdescent import sweep
+    from jaxdescent import results, sweep
 
     _fast_path()
     started = time.time()
     loss_fn = resolve_loss(args.loss)
     learning_rate = learning_rates(args.learning_rate)
     w0 = parse_grid(args.w0, "--w0")
+    hps = hyperparams(args.hyperparam)
+    r = sweep(loss_fn, w0=w0.astype(np.float32), learning_rate=learning_rate.astype(np.float32),
+              num_steps=args.num_steps, optimizer=optimizer_factory(args.optimizer),
+              hyperparams={k: v.astype(np.float32) for k, v in hps.items()}, out=args.out,
+              piece_runs=args.piece_runs, progress=progress_bar(args.quiet, "sweep"))
+    out = Path(args.out)
+    num_runs = int(np.size(r.final_loss))
     config = {"subcommand": "sweep", "loss": args.loss, "learning_rate": args.learning_rate, "w0": args.w0,
-              "num_steps": args.num_steps, "optimizer": args.optimizer}
-    out = results.prepare(args.out, config)
-    rows = max(1, args.piece_runs // len(w0))
-    num_pieces = math.ceil(len(learning_rate) / rows)
-    optimizer = optimizer_factory(args.optimizer)
-
-    def piece(i):
-        lr = learning_rate[i * rows:(i + 1) * rows]
-        padded = np.concatenate([lr, np.full(rows - len(lr), lr[-1])])  # equal shapes: one compilation
-        r = sweep(loss_fn, w0=w0.astype(np.float32), learning_rate=padded.astype(np.float32),
-                  num_steps=args.num_steps, optimizer=optimizer)
-        return {k: np.asarray(v)[: len(lr)] for k, v in r._asdict().items() if v is not None}
-
-    arrays = results.run_in_pieces(out, num_pieces, piece, progress=progress_bar(args.quiet, "sweep"))
-    arrays = {"learning_rate": learning_rate.astype(np.float32), "w0": w0.astype(np.float32), **arrays}
-    results.save(out, arrays, run_meta(args, started, **config, pieces=num_pieces, runs=int(len(learning_rate) * len(w0))))
+              "num_steps": args.num_steps, "optimizer": args.optimizer, "hyperparams": args.hyperparam or []}
+    results.save_json(out / "meta.json", run_meta(args, started, **config, axes=list(r.axes), runs=num_runs))
     if args.csv:
-        results.to_csv(results.load(out), out / "results.csv")
-    if args.plot and w0.ndim == 1:
+        results.write_csv(out / "results.csv", r.columns, num_runs)
+    if args.plot:
         from jaxdescent import plot
 
-        fig = plot.phase_diagram(arrays["learning_rate"], arrays["w0"], arrays["diverged_step"], arrays["converged_step"],
-                                 title=f"{args.loss}, {args.num_steps} steps, {args.optimizer}")
-        fig.savefig(out / "phase_diagram.png", dpi=110)
-    diverged = arrays["diverged"]
-    converged = arrays["converged_step"] >= 0
-    print(f"{diverged.size} runs of {args.num_steps} steps: {int(converged.sum())} converged, "
+        fig = plot.sweep_figure(r, title=f"{args.loss}, {args.num_steps} steps, {args.optimizer}")
+        fig.savefig(out / ("phase_diagram.png" if w0.ndim == 1 else "final_state.png"), dpi=110)
+    diverged = np.asarray(r.diverged)
+    converged = np.asarray(r.converged_step) >= 0
+    print(f"{num_runs} runs of {args.num_steps} steps: {int(converged.sum())} converged, "
           f"{int(diverged.sum())} diverged, {int((~converged & ~diverged).sum())} neither; "
           f"{time.time() - started:.1f} s; results in {out}/results.npz")
 
@@ -274,47 +282,62 @@ def load_dataset(name: str):
 
 def _train(args) -> None:
     import jax
+    import jax.numpy as jnp
 
-    from jaxdescent import network, results
+    from jaxdescent import network, results, sweep_fn
 
     _fast_path()
     started = time.time()
     x, y, x_test, y_test = load_dataset(args.dataset)
-    learning_rate = learning_rates(args.learning_rate)
-    config = {"subcommand": "train", "dataset": args.dataset, "hidden": args.hidden, "optimizer": args.optimizer,
-              "learning_rate": args.learning_rate, "seeds": args.seeds, "num_steps": args.num_steps,
-              "ste": args.ste, "slope": args.slope, "seed": args.seed}
-    out = results.prepare(args.out, config)
-    keys = jax.random.split(jax.random.key(args.seed), args.seeds)
-    optimizer = optimizer_factory(args.optimizer)
+    axes = {"learning_rate": learning_rates(args.learning_rate), **hyperparams(args.hyperparam)}
+    axes = {k: v.astype(np.float32) for k, v in axes.items()}
+    factory = optimizer_factory(args.optimizer)
     ste = None if args.ste == "none" else args.ste
+    labels_test = None if y_test is None else np.argmax(np.asarray(y_test), -1)
 
-    def piece(i):  # one learning rate per piece: every piece has the same shapes, one compilation
-        params, history = network.train_many(
-            keys, x, y, learning_rates=learning_rate[i:i + 1].astype(np.float32), optimizer_factory=optimizer,
-            n_hidden=args.hidden, num_steps=args.num_steps, ste=ste, slope=args.slope)
-        arrays = {"loss": history.loss, "accuracy": history.accuracy, "exact": history.exact,
-                  "solved_step": history.solved_step}
+    def run(hp, key):
+        opt = {k: v for k, v in hp.items() if k not in ("learning_rate", "slope")}
+        params, history = network.train(key, x, y, n_hidden=args.hidden, num_steps=args.num_steps, ste=ste,
+                                        optimizer=factory(learning_rate=hp["learning_rate"], **opt),
+                                        slope=hp.get("slope", args.slope))
+        metrics = history._asdict()
         if x_test is not None:
-            predict = jax.vmap(jax.vmap(lambda p: network.predict(p, x_test)))
-            arrays["test_accuracy"] = np.mean(np.asarray(predict(params)) == np.argmax(np.asarray(y_test), -1), axis=-1)
-        return arrays
+            metrics["test_accuracy"] = jnp.mean(network.predict(params, x_test) == labels_test)
+        return metrics
 
-    arrays = results.run_in_pieces(out, len(learning_rate), piece, progress=progress_bar(args.quiet, "train"))
-    arrays = {"learning_rate": learning_rate.astype(np.float32), "seed": np.arange(args.seeds), **arrays}
-    results.save(out, arrays, run_meta(args, started, **config))
+    if "slope" in axes and ste != "sigmoid":
+        raise ValueError("--hyperparam slope: the slope is used only by --ste sigmoid")
+    try:
+        factory(learning_rate=0.1, **{k: float(v[0]) for k, v in axes.items() if k not in ("learning_rate", "slope")})
+    except TypeError as e:
+        raise ValueError(f"--hyperparam: --optimizer {args.optimizer} does not take it: {e}") from None
+    r = sweep_fn(run, axes, seeds=args.seeds, key=jax.random.key(args.seed), out=args.out)
+    out = Path(args.out)
+    config = {"subcommand": "train", "dataset": args.dataset, "hidden": args.hidden, "optimizer": args.optimizer,
+              "learning_rate": args.learning_rate, "hyperparams": args.hyperparam or [], "seeds": args.seeds,
+              "num_steps": args.num_steps, "ste": args.ste, "slope": args.slope, "seed": args.seed}
+    results.save_json(out / "meta.json", run_meta(args, started, **config, axes=list(r.axes)))
+    m = {k: np.asarray(v) for k, v in r.metrics.items()}
     if args.plot:
         from jaxdescent import plot
 
-        fig = plot.training_curves(arrays["loss"], arrays["accuracy"], [f"α = {a:g}" for a in learning_rate],
+        flat = lambda a: a.reshape((-1,) + a.shape[-2:])  # one curve group per point of the grid
+        names = [", ".join(f"{k} = {row[k]:g}" for k in axes) for row in r.to_pandas().iloc[::args.seeds].to_dict("records")]
+        fig = plot.training_curves(flat(m["loss"]), flat(m["accuracy"]), names,
                                    title=f"{args.dataset}, {args.hidden} hidden, {args.optimizer}, ste={args.ste}")
         fig.savefig(out / "training_curves.png", dpi=110)
-    lines = [f"{args.seeds} seeds × {len(learning_rate)} learning rates, {args.num_steps} steps, {time.time() - started:.1f} s"]
-    for i, a in enumerate(learning_rate):
-        line = (f"  α = {a:g}: solved {np.mean(arrays['solved_step'][i] >= 0):.1%} of seeds, "
-                f"final train accuracy {np.mean(arrays['accuracy'][i, :, -1]):.1%}")
-        if "test_accuracy" in arrays:
-            line += f", test accuracy {np.mean(arrays['test_accuracy'][i]):.1%}"
+    table = r.to_pandas().drop(columns="seed").groupby(list(axes), sort=False).mean()
+    lines = [f"{args.seeds} seeds × {len(table)} settings ({' × '.join(f'{len(v)} {k}' for k, v in axes.items())}), "
+             f"{args.num_steps} steps, {time.time() - started:.1f} s"]
+    solved = (m["solved_step"] >= 0).reshape(len(table), -1).mean(-1)
+    final = m["accuracy"][..., -1].reshape(len(table), -1).mean(-1)
+    test = m["test_accuracy"].reshape(len(table), -1).mean(-1) if "test_accuracy" in m else None
+    for i, point in enumerate(table.index):
+        point = point if isinstance(point, tuple) else (point,)
+        line = (f"  {', '.join(f'{k} = {v:g}' for k, v in zip(axes, point))}: solved {solved[i]:.1%} of seeds, "
+                f"final train accuracy {final[i]:.1%}")
+        if test is not None:
+            line += f", test accuracy {test[i]:.1%}"
         lines.append(line)
     print("\n".join(lines) + f"\nresults in {out}/results.npz")
 
@@ -335,13 +358,16 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "sweep", help="gradient descent over a grid of learning rates x start points",
-        description="Run every (learning rate, w0) pair as one vmapped, compiled program, in pieces saved to DIR "
-                    "(a killed sweep resumes from its finished pieces).",
+        description="Run every (learning rate, hyperparameters, w0) point as one vmapped, compiled program, in "
+                    "pieces saved to DIR (a killed sweep resumes from its finished pieces).",
         epilog="example: jaxdescent sweep --loss sextic --learning-rate logspace:-4:0:200 "
                "--w0 linspace:-2:2:200 --num-steps 1000 --out sweep/ --plot")
     s.add_argument("--loss", required=True, help="a loss of jaxdescent.losses (sextic, quadratic, bowl, himmelblau) or module:function")
     s.add_argument("--w0", required=True, metavar="GRID", help="start points: a grid, or for 2-D losses 'x1,y1;x2,y2' or 'GRID x GRID'")
-    s.add_argument("--optimizer", choices=OPTIMIZERS, default="gd", help="gd: the lecture's w := w − α∇ (default)")
+    s.add_argument("--optimizer", choices=OPTIMIZERS, default="gd",
+                   help="gd: the lecture's w := w − α∇ (default); sgd: optax.sgd; momentum: sgd with 0.9; adam")
+    s.add_argument("--hyperparam", action="append", metavar="NAME=GRID",
+                   help="another axis: an optimizer keyword and its grid, e.g. momentum=0.0,0.5,0.9 (repeatable)")
     _run_arguments(s, plot="DIR/phase_diagram.png")
     s.add_argument("--piece-runs", type=positive_int, default=1 << 16, metavar="N",
                    help="runs per saved piece (default 65536)")
@@ -350,13 +376,15 @@ def parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser(
         "train", help="the lecture's step network, vmapped over seeds and learning rates",
-        description="Train the two-layer step network with a straight-through estimator for every seed and "
-                    "learning rate at once; one piece per learning rate is saved to DIR.",
+        description="Train the two-layer step network with a straight-through estimator for every seed, "
+                    "learning rate and hyperparameter at once, in pieces saved to DIR (a killed run resumes).",
         epilog="example: jaxdescent train --dataset xor --hidden 4 --optimizer adam "
                "--learning-rate 0.01,0.1 --seeds 256 --num-steps 2000 --out xor/ --plot")
     t.add_argument("--dataset", required=True, help="xor, parity:N (all 2^N patterns, ±1) or digits (needs scikit-learn)")
     t.add_argument("--hidden", required=True, type=positive_int, metavar="H")
     t.add_argument("--optimizer", choices=("sgd", "adam"), default="adam", help="sgd: the lecture's W := W − α ∂MSE/∂W")
+    t.add_argument("--hyperparam", action="append", metavar="NAME=GRID",
+                   help="another axis: slope (the sigmoid estimator's) or an optimizer keyword such as b1 (repeatable)")
     t.add_argument("--seeds", type=positive_int, default=64, metavar="K")
     t.add_argument("--ste", choices=("identity", "clipped", "sigmoid", "none"), default="sigmoid",
                    help="the straight-through estimator (none: the true step, whose gradient is zero)")
@@ -372,7 +400,7 @@ def _join_grid_values(argv: Sequence[str]) -> list:
     argv, joined = list(argv), []
     while argv:
         a = argv.pop(0)
-        if a in ("--w0", "--learning-rate") and argv:
+        if a in ("--w0", "--learning-rate", "--hyperparam") and argv:
             a = f"{a}={argv.pop(0)}"
         joined.append(a)
     return joined

@@ -110,6 +110,34 @@ def phase_diagram(
     return fig
 
 
+def sweep_figure(result, *, title: str = "") -> Figure:
+    """The picture of a :class:`jaxdescent.SweepResult`.
+
+    Scalar start points: the :func:`phase_diagram` over learning rate × w0 (at
+    the first value of any further hyperparameter, named in the title).
+    Vector start points: final-state maps, one panel per learning rate (at
+    most four), each start point coloured by how its run ended.
+    """
+    axes, coords = result.axes, result.coords
+    hps = [a for a in axes if a not in ("learning_rate", "w0")]
+    first = (slice(None),) + (0,) * len(hps)
+    at = ", ".join(f"{h} = {float(np.asarray(coords[h])[0]):g}" for h in hps)
+    title = title + (f" ({at})" if at else "")
+    lr, w0 = np.asarray(coords["learning_rate"]), np.asarray(coords["w0"])
+    div, conv = np.asarray(result.diverged_step)[first], np.asarray(result.converged_step)[first]
+    if w0.ndim == 1:
+        return phase_diagram(lr, w0, div, conv, title=title)
+    picks = np.unique(np.linspace(0, len(lr) - 1, min(4, len(lr))).round().astype(int))
+    fig = Figure(figsize=(4 * len(picks), 4.2), layout="constrained")
+    status = np.where(div >= 0, 0, np.where(conv >= 0, 2, 1))
+    cmap = colors.ListedColormap(["#d62728", "0.8", "C0"])
+    for ax, i in zip(np.atleast_1d(fig.subplots(1, len(picks))), picks):
+        ax.scatter(w0[:, 0], w0[:, 1], c=status[i], cmap=cmap, vmin=-0.5, vmax=2.5, s=12, marker="s")
+        ax.set(title=f"α = {lr[i]:g}", xlabel="w0[0]", ylabel="w0[1]")
+    fig.suptitle((title + "\n" if title else "") + "blue: converged, red: diverged, gray: neither")
+    return fig
+
+
 def bowl_path(loss_fn: Callable, path, *, title: str = "") -> Figure:
     """Contours of a 2-D loss with the gradient-descent path (w of shape (steps, 2)) drawn over them."""
     import jax

@@ -145,7 +145,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _valid_piece(path: Path, identity: str, start: int, stop: int, fields: dict, extra=()) -> Optional[dict]:
+def _valid_piece(path: Path, identity: str, start: int, stop: int, fields: dict, extra=(),
+                 lead: Optional[tuple] = None) -> Optional[dict]:
     """The piece's arrays if it proves it belongs to this run (identity, run range, fields, shapes); else None."""
     try:
         arrays = load_arrays(path)
@@ -160,14 +161,14 @@ def _valid_piece(path: Path, identity: str, start: int, stop: int, fields: dict,
         return None
     for name, (shape, dtype) in fields.items():
         a = arrays[name]
-        if a.shape != (stop - start,) + tuple(shape) or a.dtype.str != dtype:
+        if a.shape != (lead or (stop - start,)) + tuple(shape) or a.dtype.str != dtype:
             return None
     return arrays
 
 
 def run_pieces(
     out_dir, config: dict, num_runs: int, piece_runs: int, fields: dict,
-    compute_piece: Callable[[int, int], dict], *, extra: Optional[dict] = None,
+    compute_piece: Callable[[int, int], dict], *, extra: Optional[dict] = None, grid_shape: Optional[tuple] = None,
     progress: Optional[Callable[[Iterable], Iterable]] = None,
 ) -> dict:
     """Computes runs ``0..num_runs`` in pieces of ``piece_runs``, saving each; a rerun resumes.
@@ -187,15 +188,18 @@ def run_pieces(
       fields: name → (per-run shape, dtype string) of every array a piece holds.
       compute_piece: ``(start, stop)`` → dict of arrays with ``stop - start`` runs first.
       extra: arrays stored beside the results (coordinates).
+      grid_shape: the run axes' shape: results.npz holds each field shaped
+        ``grid_shape + per-run shape`` (default: one flat run axis).
       progress: wraps the iterable of piece numbers (e.g. a tqdm bar).
 
     Returns:
-      name → the arrays of all runs, concatenated.
+      name → the arrays of all runs, shaped ``grid_shape + per-run shape``.
     """
+    lead = tuple(grid_shape or (num_runs,))
     identity = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
     out = prepare(out_dir, config)
     with lock(out):
-        done = _valid_piece(out / "results.npz", identity, 0, num_runs, fields, extra or ()) \
+        done = _valid_piece(out / "results.npz", identity, 0, num_runs, fields, extra or (), lead) \
             if (out / "results.npz").exists() else None
         if done is not None:
             return {k: done[k] for k in fields}
@@ -211,7 +215,7 @@ def run_pieces(
                 arrays = {k: np.asarray(v) for k, v in compute_piece(start, stop).items()}
                 save_arrays(path, {**arrays, "__identity__": identity, "__start__": start, "__stop__": stop})
             parts.append(arrays)
-        arrays = {k: np.concatenate([p[k] for p in parts]) for k in fields}
+        arrays = {k: np.concatenate([p[k] for p in parts]).reshape(lead + tuple(fields[k][0])) for k in fields}
         save_arrays(out / "results.npz", {**arrays, **(extra or {}), "__identity__": identity, "__start__": 0,
                                           "__stop__": num_runs})
         shutil.rmtree(pieces_dir, ignore_errors=True)

@@ -125,15 +125,42 @@ def test_train_xor_matches_the_library(tmp_path):
     from jaxdescent import datasets, network
 
     out = run("train", "--dataset", "xor", "--hidden", "4", "--learning-rate", "0.01,0.1", "--seeds", "8",
-              "--num-steps", "300", "--out", str(tmp_path), "--quiet").stdout
-    assert "8 seeds × 2 learning rates" in out
+              "--hyperparam", "slope=2,4", "--num-steps", "300", "--out", str(tmp_path), "--quiet").stdout
+    assert "8 seeds × 4 settings (2 learning_rate × 2 slope)" in out
+    assert "learning_rate = 0.1, slope = 4: solved" in out
     r = results.load(tmp_path).arrays
-    assert r["loss"].shape == (2, 8, 300) and r["solved_step"].shape == (2, 8)
+    assert r["loss"].shape == (2, 2, 8, 301) and r["solved_step"].shape == (2, 2, 8)
+    np.testing.assert_array_equal(r["slope"], [2.0, 4.0])
     x, y = datasets.xor()
-    _, history = network.train_many(jax.random.split(jax.random.key(0), 8), x, y,
-                                    learning_rates=np.array([0.1], np.float32), optimizer_factory=optax.adam,
-                                    n_hidden=4, num_steps=300, ste="sigmoid", slope=4.0)
-    np.testing.assert_array_equal(r["solved_step"][1], history.solved_step[0])
+    for s in (0, 5):  # seed s of the run uses fold_in(key(--seed), s)
+        _, history = network.train(jax.random.fold_in(jax.random.key(0), s), x, y, optimizer=optax.adam(0.1),
+                                   n_hidden=4, num_steps=300, ste="sigmoid", slope=4.0)
+        assert r["solved_step"][1, 1, s] == history.solved_step
+        np.testing.assert_allclose(r["loss"][1, 1, s], history.loss, atol=1e-6)
+
+
+def test_sweep_hyperparam_axes_and_streamed_csv(tmp_path):
+    import optax
+
+    from jaxdescent import sweep
+    from jaxdescent.losses import sextic
+
+    out = run("sweep", "--loss", "sextic", "--optimizer", "sgd", "--hyperparam", "momentum=0.0,0.5,0.9",
+              "--learning-rate", "0.01,0.1", "--w0", "-1,1.9", "--num-steps", "100", "--csv", "--plot",
+              "--out", str(tmp_path), "--quiet").stdout
+    assert "12 runs of 100 steps" in out
+    r = results.load(tmp_path).arrays
+    expected = sweep(sextic, w0=np.array([-1, 1.9], np.float32), learning_rate=np.array([0.01, 0.1], np.float32),
+                     num_steps=100, optimizer=optax.sgd, hyperparams={"momentum": np.array([0, 0.5, 0.9], np.float32)})
+    np.testing.assert_array_equal(r["final_w"], expected.final_w)
+    lines = (tmp_path / "results.csv").read_text().splitlines()
+    assert lines[0] == "learning_rate,momentum,w0,final_loss,diverged,diverged_step,converged_step,final_w"
+    assert len(lines) == 13 and lines[3].startswith("0.01,0.5,-1.0,")
+    assert (tmp_path / "phase_diagram.png").stat().st_size > 10_000
+    proc = run("sweep", "--loss", "sextic", "--hyperparam", "nope=1", "--learning-rate", "0.1", "--w0", "1",
+               "--num-steps", "3", "--out", str(tmp_path / "bad"), "--quiet", check=False)
+    assert proc.returncode == 2 and "optimizer" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "bad" / "config.json").exists()  # refused before anything was written
 
 
 @pytest.mark.parametrize("args, message", [(["--dataset", "mnist"], "unknown dataset"),
