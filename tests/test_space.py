@@ -4,7 +4,8 @@ import warnings
 import numpy as np
 import pytest
 
-from jaxdescent import MAX_SOBOL_DIM, LogUniform, Uniform, sample
+from jaxdescent import LogUniform, Uniform, sample
+from jaxdescent._space import MAX_SOBOL_DIM
 
 
 def scipy_sobol(d, n):
