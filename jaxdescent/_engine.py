@@ -280,7 +280,8 @@ def _mesh(devices) -> Mesh:
     return Mesh(np.array(devices), ("runs",))
 
 
-def _launch(coord_values, key, start, shared, *, run, shape, dims, names, seeded, mesh, per_device, chunk, gather):
+def _launch(coord_values, key, start, shared, *, run, shape, dims, names, seeded, mesh, per_device, chunk, gather,
+            whole):
     num_runs = math.prod(shape)
     axes = tuple(dict.fromkeys(dims))
     sizes = dict(zip(axes, shape))
@@ -310,10 +311,12 @@ def _launch(coord_values, key, start, shared, *, run, shape, dims, names, seeded
                            check_vma=False)(coord_values, key, start, shared)
     if gather:  # every process receives every run
         result = lax.with_sharding_constraint(result, NamedSharding(mesh, P()))
+    if whole:  # one call covers the grid: drop the padding and lay the runs out on the grid's axes
+        result = jax.tree_util.tree_map(lambda x: x[:num_runs].reshape(shape + x.shape[1:]), result)
     return result
 
 
-_STATIC = ("run", "shape", "dims", "names", "seeded", "mesh", "per_device", "chunk", "gather")
+_STATIC = ("run", "shape", "dims", "names", "seeded", "mesh", "per_device", "chunk", "gather", "whole")
 _jitted = {
     "cpu": jax.jit(_launch, static_argnames=_STATIC, compiler_options=_CPU_COMPILER_OPTIONS),
     "other": jax.jit(_launch, static_argnames=_STATIC),
@@ -427,7 +430,7 @@ def run_grid(
     layout = plan(num_runs, mesh.devices.size, chunk_size, None if out is None else (piece_runs or PIECE_RUNS))
     settings = dict(run=run, shape=shape, dims=coords.dims, names=coords.names, seeded="seed" in coords.dims,
                     mesh=mesh, per_device=layout.per_device, chunk=layout.chunk,
-                    gather=len({d.process_index for d in mesh.devices.flat}) > 1)
+                    gather=len({d.process_index for d in mesh.devices.flat}) > 1, whole=out is None)
     # compiler_options are only accepted on a top-level jit, not inside the caller's own jit.
     program = _jitted["cpu" if on_cpu and not traced else "other"]
     values = jax.tree_util.tree_map(lambda v: _global(v, mesh), coords.values)
@@ -439,8 +442,7 @@ def run_grid(
         return program(values, key, start, shared_global, **settings)
 
     if out is None:
-        result = call(0)
-        return jax.tree_util.tree_map(lambda x: x[:num_runs].reshape(shape + x.shape[1:]), result)
+        return call(0)
 
     from jaxdescent import results
 
