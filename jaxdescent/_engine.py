@@ -194,8 +194,11 @@ def columns(coords: Coords, arrays: Mapping[str, Any], rows: Optional[slice] = N
     for name, dim, value in zip(coords.names, coords.dims, coords.values):
         for stem, leaf in leaf_names(name, value):
             add(stem, np.asarray(leaf)[index[dim]])
+    labels = set(out)
     for name, value in arrays.items():
         for stem, leaf in leaf_names(name, value):
+            if stem in labels:
+                raise ValueError(f"the metric {stem!r} has the name of an axis; rename it")
             leaf = np.asarray(leaf)
             add(stem, leaf.reshape((num_runs,) + leaf.shape[len(shape):])[rows])
     return out
@@ -281,7 +284,7 @@ def _mesh(devices) -> Mesh:
 
 
 def _launch(coord_values, key, start, shared, *, run, shape, dims, names, seeded, mesh, per_device, chunk, gather,
-            whole):
+            whole, key_impls):
     num_runs = math.prod(shape)
     axes = tuple(dict.fromkeys(dims))
     sizes = dict(zip(axes, shape))
@@ -289,6 +292,11 @@ def _launch(coord_values, key, start, shared, *, run, shape, dims, names, seeded
     fn = run.value
 
     def on_device(coord_values, key, start, shared):
+        # Keys travel as key data (a global array of uint32 works on every process) and are wrapped here.
+        key = jax.random.wrap_key_data(key, impl=key_impls[0])
+        coord_values = [v if impl is None else jax.random.wrap_key_data(v, impl=impl)
+                        for v, impl in zip(coord_values, key_impls[1:])]
+
         def one(r, shared):
             index = {d: (r // strides[d]) % sizes[d] for d in axes}
             hp = {name: jax.tree_util.tree_map(lambda v: v[index[dim]], value)
@@ -316,19 +324,27 @@ def _launch(coord_values, key, start, shared, *, run, shape, dims, names, seeded
     return result
 
 
-_STATIC = ("run", "shape", "dims", "names", "seeded", "mesh", "per_device", "chunk", "gather", "whole")
+_STATIC = ("run", "shape", "dims", "names", "seeded", "mesh", "per_device", "chunk", "gather", "whole", "key_impls")
 _jitted = {
     "cpu": jax.jit(_launch, static_argnames=_STATIC, compiler_options=_CPU_COMPILER_OPTIONS),
     "other": jax.jit(_launch, static_argnames=_STATIC),
 }
 
 
+def _is_key(x) -> bool:
+    return isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _key_impl(x):
+    return str(jax.random.key_impl(x)) if _is_key(x) else None
+
+
 def _global(x, mesh):
     """A host value as a global, replicated jax.Array on ``mesh`` (works with one or many processes)."""
+    if _is_key(x):
+        x = jax.random.key_data(x)
     if _validate.is_traced(x):
         return x
-    if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-        return jax.device_put(x, NamedSharding(mesh, P()))
     x = np.asarray(x)
     return jax.make_array_from_callback(x.shape, NamedSharding(mesh, P()), lambda index: x[index])
 
@@ -427,10 +443,12 @@ def run_grid(
     traced = _validate.is_traced((coords.values, key))
     if out is not None and traced:
         raise ValueError("out= cannot be used inside jit or vmap: saving needs concrete values")
-    layout = plan(num_runs, mesh.devices.size, chunk_size, None if out is None else (piece_runs or PIECE_RUNS))
+    piece_runs = min(piece_runs or PIECE_RUNS, num_runs)
+    layout = plan(num_runs, mesh.devices.size, chunk_size, None if out is None else piece_runs)
     settings = dict(run=run, shape=shape, dims=coords.dims, names=coords.names, seeded="seed" in coords.dims,
                     mesh=mesh, per_device=layout.per_device, chunk=layout.chunk,
-                    gather=len({d.process_index for d in mesh.devices.flat}) > 1, whole=out is None)
+                    gather=len({d.process_index for d in mesh.devices.flat}) > 1, whole=out is None,
+                    key_impls=(_key_impl(key), *(_key_impl(v) for v in coords.values)))
     # compiler_options are only accepted on a top-level jit, not inside the caller's own jit.
     program = _jitted["cpu" if on_cpu and not traced else "other"]
     values = jax.tree_util.tree_map(lambda v: _global(v, mesh), coords.values)
@@ -451,7 +469,7 @@ def run_grid(
     fn = run.value if shared is None else (lambda hp, k: run.value(hp, k, shared))
     digest, out_shape = fingerprint(fn, hp_example, jax.random.key(0))
     config = {"program": digest, "coords": _digest_arrays(coords.values), "key": _digest_arrays(key),
-              "axes": list(coords.axes), "shape": list(shape), "piece_runs": layout.runs_per_call, **(describe or {})}
+              "axes": list(coords.axes), "shape": list(shape), "piece_runs": piece_runs, **(describe or {})}
     leaves, treedef = jax.tree_util.tree_flatten(out_shape)
     names = [stem for stem, _ in leaf_names("metric", out_shape, top=True)]
     extra = {stem: _host(leaf) for name, value in zip(coords.names, coords.values)
@@ -464,7 +482,7 @@ def run_grid(
         got = jax.tree_util.tree_leaves(call(start))
         return {n: np.asarray(x)[: stop - start] for n, x in zip(names, got)}
 
-    arrays = results.run_pieces(out, config, num_runs, layout.runs_per_call, fields, compute_piece, extra=extra,
+    arrays = results.run_pieces(out, config, num_runs, piece_runs, fields, compute_piece, extra=extra,
                                 grid_shape=shape, progress=progress)
     metrics = [arrays[n] for n in names]
     return jax.tree_util.tree_unflatten(treedef, metrics)
@@ -473,29 +491,29 @@ def run_grid(
 # ---------------------------------------------------------------- the public entry point
 
 
-def _check_axes(axes, product):
+def _check_axes(axes, product, what="axes"):
     if not isinstance(axes, Mapping) or not axes:
-        raise ValueError(f"axes must be a non-empty dict name -> 1-D array, got {axes!r}")
+        raise ValueError(f"{what} must be a non-empty dict name -> 1-D array, got {axes!r}")
     items = []
     for name, values in axes.items():
         if not isinstance(name, str) or not name.isidentifier():
-            raise ValueError(f"axes: names must be identifiers, got {name!r}")
+            raise ValueError(f"{what}: names must be identifiers, got {name!r}")
         if name in ("seed", "point"):
-            raise ValueError(f"axes: {name!r} is reserved (the seed axis and zipped points)")
+            raise ValueError(f"{what}: {name!r} is reserved (the seed axis and zipped points)")
         if _validate.is_traced(values):
             items.append((name, values))
             continue
         try:
             a = np.asarray(values)
         except (TypeError, ValueError):
-            raise TypeError(f"axes[{name!r}] must be a 1-D array of numbers, got {values!r}") from None
+            raise TypeError(f"{what}[{name!r}] must be a 1-D array of numbers, got {values!r}") from None
         if a.ndim != 1 or a.size == 0:
-            raise ValueError(f"axes[{name!r}] must be a non-empty 1-D array, got shape {a.shape}")
+            raise ValueError(f"{what}[{name!r}] must be a non-empty 1-D array, got shape {a.shape}")
         if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool) or np.iscomplexobj(a):
-            raise TypeError(f"axes[{name!r}] must hold real numbers, got dtype {a.dtype}")
+            raise TypeError(f"{what}[{name!r}] must hold real numbers, got dtype {a.dtype}")
         if np.issubdtype(a.dtype, np.floating):
             if not np.all(np.isfinite(a)):
-                raise ValueError(f"axes[{name!r}] must be finite, got {a[~np.isfinite(a)][:3].tolist()}")
+                raise ValueError(f"{what}[{name!r}] must be finite, got {a[~np.isfinite(a)][:3].tolist()}")
             a = a.astype(jax.dtypes.canonicalize_dtype(a.dtype))
         items.append((name, a))
     if not product:

@@ -256,14 +256,8 @@ def _check_hyperparams(hyperparams) -> dict:
     for name, values in hyperparams.items():
         if name in ("learning_rate", "w0", "seed", "point") or not (isinstance(name, str) and name.isidentifier()):
             raise ValueError(f"hyperparams: {name!r} cannot name a hyperparameter (reserved or not an identifier)")
-        checked[name] = _engine._check_axes({name: values}, True)[0][1]
+        checked[name] = _engine._check_axes({name: values}, True, what="hyperparams")[0][1]
     return checked
-
-
-def _check_learning_rates(learning_rate, name="learning_rate"):
-    _validate.learning_rate(learning_rate, name)
-    if np.ndim(learning_rate) != 1:
-        raise ValueError(f"{name} must be a 1-D array of learning rates, got shape {np.shape(learning_rate)}")
 
 
 def _runs(loss_fn, coords, *, optimizer, hyperparams, num_steps, record_every, divergence_bound, grad_tol,

@@ -45,7 +45,8 @@ def check_optimizer(optimizer: Optional[OptimizerFactory], hyperparams: Optional
             f"{name} must be an optax optimizer factory such as optax.adam or optax.sgd, not {optimizer!r}; "
             "jaxdescent calls it inside the compiled run with learning_rate= (and your hyperparams) as traced "
             "values")
-    example = {k: np.asarray(v).reshape(-1)[0].item() if np.size(v) else 0.0 for k, v in (hyperparams or {}).items()}
+    example = {k: 0.5 if _validate.is_traced(v) or not np.size(v) else np.asarray(v).reshape(-1)[0].item()
+               for k, v in (hyperparams or {}).items()}
     try:
         tx = make_optimizer(optimizer, 0.1, example)
     except TypeError as e:

@@ -51,27 +51,64 @@ def test_prepare_unwritable(tmp_path):
         results.prepare(tmp_path / "file" / "sub", {})
 
 
-def test_run_in_pieces_computes_only_missing_pieces(tmp_path):
-    results.prepare(tmp_path, {})
-    calls = []
-
-    def piece(i):
-        calls.append(i)
-        return {"x": np.full((2, 3), i)}
-
-    first = results.run_in_pieces(tmp_path, 4, piece)
-    (tmp_path / "pieces" / "piece_00002.npz").unlink()
-    second = results.run_in_pieces(tmp_path, 4, piece)
-    assert calls == [0, 1, 2, 3, 2]
-    np.testing.assert_array_equal(first["x"], second["x"])
-    assert first["x"].shape == (8, 3)
+FIELDS = {"x": ((3,), np.dtype(np.float64).str)}
 
 
-def test_csv_one_row_per_run(tmp_path):
-    arrays = {"learning_rate": np.array([0.1, 0.2]), "w0": np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]),
-              "final_loss": np.arange(6.0).reshape(2, 3), "diverged_step": np.array([[-1, 2, -1], [3, -1, -1]])}
-    results.save(tmp_path, arrays, {})
-    results.to_csv(results.load(tmp_path), tmp_path / "r.csv")
+def test_run_pieces_computes_only_missing_or_unproven_pieces(tmp_path):
+    calls, crash_at = [], [6]
+
+    def piece(start, stop):
+        if start == crash_at[0]:
+            raise KeyboardInterrupt  # killed while computing the last piece
+        calls.append(start)
+        return {"x": np.arange(start, stop, dtype=np.float64)[:, None] * np.ones(3)}
+
+    run = lambda: results.run_pieces(tmp_path / "o", {"grid": 1}, 8, 2, FIELDS, piece)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    pieces = tmp_path / "o" / "pieces"
+    assert sorted(p.name for p in pieces.iterdir()) == ["piece_00000.npz", "piece_00001.npz", "piece_00002.npz"]
+    assert not (tmp_path / "o" / ".lock").exists()  # released on the way out
+    (pieces / "piece_00002.npz").unlink()                                   # lost
+    (pieces / "piece_00001.npz").write_bytes(b"PK\x03\x04 truncated")      # corrupt
+    foreign = {"x": np.zeros((2, 3)), "__identity__": "another run", "__start__": 0, "__stop__": 2}
+    np.savez(pieces / "piece_00000.npz", **foreign)                          # belongs to another run
+    crash_at[0] = None
+    first = run()
+    assert calls == [0, 2, 4, 0, 2, 4, 6]
+    np.testing.assert_array_equal(first["x"], np.arange(8.0)[:, None] * np.ones(3))
+    assert not pieces.exists()  # joined into results.npz, then removed
+    again = run()  # loaded, not recomputed
+    np.testing.assert_array_equal(again["x"], first["x"])
+    assert len(calls) == 7
+    with pytest.raises(ValueError, match="holds another run"):
+        results.run_pieces(tmp_path / "o", {"grid": 2}, 8, 2, FIELDS, piece)
+
+
+def test_a_folder_with_other_files_or_in_use_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="holds other files"):
+        results.prepare(tmp_path, {"a": 1})
+    assert (tmp_path / "notes.txt").read_text() == "mine" and not (tmp_path / "config.json").exists()
+    with pytest.raises(ValueError, match="empty"):
+        results.prepare("", {"a": 1})
+    d = tmp_path / "d"
+    d.mkdir()
+    with results.lock(d):
+        with pytest.raises(ValueError, match="in use by process"):
+            with results.lock(d):
+                pass
+    with results.lock(d):  # released
+        pass
+
+
+def test_csv_one_row_per_run_streamed_in_blocks(tmp_path):
+    from jaxdescent import Coords
+    from jaxdescent._engine import columns
+
+    coords = Coords([("learning_rate", np.array([0.1, 0.2])), ("w0", np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]))])
+    arrays = {"final_loss": np.arange(6.0).reshape(2, 3), "diverged_step": np.array([[-1, 2, -1], [3, -1, -1]])}
+    results.write_csv(tmp_path / "r.csv", lambda rows: columns(coords, arrays, rows), 6, block=4)
     lines = (tmp_path / "r.csv").read_text().splitlines()
     assert lines[0] == "learning_rate,w0_0,w0_1,final_loss,diverged_step"
     assert lines[1:3] == ["0.1,1.0,2.0,0.0,-1", "0.1,3.0,4.0,1.0,2"]
