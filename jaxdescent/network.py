@@ -530,7 +530,7 @@ def train_many(
       >>> params.w1.shape, history.loss.shape, history.solved_step.shape
       ((2, 16, 3, 8), (2, 16, 300), (2, 16))
     """
-    check_optimizer(optimizer_factory, "optimizer_factory")
+    check_optimizer(optimizer_factory, name="optimizer_factory")
     _validate.learning_rate(learning_rates, "learning_rates")
     if not _validate.is_traced(learning_rates) and np.ndim(learning_rates) != 1:
         raise ValueError(f"learning_rates must be 1-D, got shape {np.shape(learning_rates)}")
