@@ -174,9 +174,9 @@ def main(argv=None):
                 f"{args.seeds} seeds per setting")
     timing = (f"{num_runs} runs ({' × '.join(f'{len(v)} {k}' for k, v in axes.items())} × {args.seeds} seeds) in one "
               f"sweep_fn call: {wall_s:.1f} s wall, of which {sum(compile_s):.1f} s tracing and XLA compilation, "
-              f"{wall_s - sum(compile_s):.1f} s running; {len(programs)} XLA compilations, the sweep program {largest} "
-              f"{largest_s:.1f} s of them, the others tiny array moves ({jax.default_backend()}, "
-              f"{len(jax.devices())} device(s))")
+              f"{wall_s - sum(compile_s):.1f} s running; XLA compiled the sweep program {largest} in {largest_s:.1f} s"
+              + (f" and {len(programs) - 1} tiny array move(s)" if len(programs) > 1 else "")
+              + f" ({jax.default_backend()}, {len(jax.devices())} device(s))")
     lines = ["# Hyperparameter sweep: the step network on digits", "", settings, "",
              f"Test accuracy over seeds per setting, best median first (axes {runs.axes}):", "",
              *markdown(table), "", timing, ""]
