@@ -42,3 +42,23 @@ def test_step_network_quick(tmp_path):
     assert "| w1 | 0.0 |" in table and "| w2 | 0.0 |" in table  # the lecture's "?": exactly zero
     for name in ("xor_success", "parity_slope", "digits_learning_rate"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+
+
+def test_hyperparameter_sweep_quick(tmp_path):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("pandas")
+    out = script("hyperparameter_sweep.py", "--out", str(tmp_path), "--quick")
+    assert (tmp_path / "heatmap.png").stat().st_size > 10_000
+    table = (tmp_path / "table.md").read_text()
+    assert table in out
+    rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| ") and "learning_rate" not in line]
+    # --quick: learning rates {0.01, 0.03} x slopes {1, 2} x b1 {0.9}, each setting once
+    assert sorted((float(r[0]), float(r[1]), float(r[2])) for r in rows) == [
+        (0.01, 1.0, 0.9), (0.01, 2.0, 0.9), (0.03, 1.0, 0.9), (0.03, 2.0, 0.9)]
+    medians = [float(r[3]) for r in rows]
+    assert medians == sorted(medians, reverse=True)  # best first
+    assert medians[0] > 0.5  # 100 minibatch steps already learn digits (chance: 0.1)
+    for r in rows:
+        median, low, high, train = (float(v) for v in r[3:7])
+        assert 0 <= low <= median <= high <= 1 and 0 <= train <= 1
+    assert "8 runs" in out and "one sweep_fn call" in out

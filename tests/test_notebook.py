@@ -17,5 +17,6 @@ def test_quickstart_notebook_executes(tmp_path):
     assert "no GPU" in outputs or "GPU available" in outputs
     assert "7,572,376.24" in outputs  # the lecture table
     assert "runs:" in outputs and "solve XOR" in outputs
+    assert "final_loss_median" in outputs and "24 trainings, one compiled program" in outputs  # sweep_fn on your own fn
     images = [o for cell in nb.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) == 2

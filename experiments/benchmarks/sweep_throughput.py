@@ -25,6 +25,7 @@ The table is printed and written to ``--out`` (default experiments/benchmarks/ou
 
 import argparse
 import ctypes
+import functools
 import os
 import pathlib
 import shutil
@@ -110,6 +111,7 @@ if not ARGS.default_xla_flags:
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
+from jaxdescent import _sweep  # noqa: E402
 from jaxdescent.losses import sextic  # noqa: E402
 
 
@@ -250,29 +252,62 @@ def main(args):
                                         chunk_size=args.chunk_size)
         return jax.block_until_ready(result)
 
+    # The same grid through the general engine, jaxdescent.sweep_fn, with sweep's own run function and
+    # settings. Wrapped in a new function so that it compiles its own program rather than reusing sweep's
+    # (an equal functools.partial would hit sweep's compilation cache): the row then times sweep_fn's whole
+    # path (its checks, eval_shape, labels) on a program of its own.
+    one_run = functools.partial(_sweep._run, loss_fn=sextic, optimizer=None, hyperparams=(), num_steps=steps,
+                                record_every=0, divergence_bound=_sweep.DIVERGENCE_BOUND, grad_tol=_sweep.GRAD_TOL)
+
+    def gd_run(hp, key):
+        return one_run(hp, key)
+
+    def run_sweep_fn():
+        runs = jaxdescent.sweep_fn(gd_run, {"learning_rate": lr, "w0": w0}, chunk_size=args.chunk_size)
+        return jax.block_until_ready(runs.metrics)
+
     jax.monitoring.register_event_duration_secs_listener(listener)
     start = time.perf_counter()
     result = run_jax()
     first_s = time.perf_counter() - start
+    sweep_compile_s, compile_s[:] = sum(compile_s), []
+    start = time.perf_counter()
+    fn_result = run_sweep_fn()
+    fn_first_s = time.perf_counter() - start
     jax.monitoring.unregister_event_duration_listener(listener)
+    fn_compile_s, compile_s[:] = sum(compile_s), [sweep_compile_s]
     devices = jax.devices()
+    same = all(np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True) for a, b in
+               [(result.final_w, fn_result.final_w), (result.diverged_step, fn_result.diverged_step),
+                (result.converged_step, fn_result.converged_step)])
+    messages.append(f"check: sweep_fn and sweep results bit-identical (final_w, diverged_step, converged_step): {same}")
 
     c_s = None
     jax_row = len(rows)
     with tempfile.TemporaryDirectory() as tmp:
         c, why = build_c(pathlib.Path(tmp))
+        timed = [run_jax, run_sweep_fn]
         if c is None:
             messages.append(f"C reference: skipped ({why})")
-            jax_s = best_time(run_jax, args.repeats)
         else:
-            # Interleaved, best of each: a busy host slows whichever runs during the noise.
-            timings = [(best_time(run_jax, 1), best_time(lambda: run_c(c, lrs, w0s, steps), 1))
-                       for _ in range(args.repeats)]
-            jax_s, c_s = min(t[0] for t in timings), min(t[1] for t in timings)
+            timed.append(lambda: run_c(c, lrs, w0s, steps))
+        # Interleaved, best of each: a busy host slows whichever runs during the noise. sweep and sweep_fn swap
+        # places every repeat, so neither always runs right after the C kernel (whose OpenMP threads spin on).
+        def repeat(i):
+            order = ([0, 1] if i % 2 == 0 else [1, 0]) + list(range(2, len(timed)))
+            seconds = {k: best_time(timed[k], 1) for k in order}
+            return tuple(seconds[k] for k in range(len(timed)))
+
+        timings = [repeat(i) for i in range(args.repeats)]
+        jax_s, fn_s = min(t[0] for t in timings), min(t[1] for t in timings)
+        messages.append(f"jaxdescent.sweep_fn / sweep time: {fn_s / jax_s:.3f} (best of each); per repeat: "
+                        + ", ".join(f"{t[1] / t[0]:.2f}" for t in timings))
+        if c is not None:
+            c_s = min(t[2] for t in timings)
             threads = os.environ.get("OMP_NUM_THREADS", str(os.cpu_count()))
             rows.append((f"C -O3 -march=native -fopenmp ({threads} threads)", runs, c_s))
             messages.append("jaxdescent / C time per repeat: "
-                            + ", ".join(f"{j / k:.2f}" for j, k in timings))
+                            + ", ".join(f"{t[0] / t[2]:.2f}" for t in timings))
             _, _, c_div, c_conv = run_c(c, lrs, w0s, steps)
             same_div = np.mean(np.asarray(result.diverged_step).ravel() == c_div)
             same_conv = np.mean(np.abs(np.asarray(result.converged_step).ravel() - c_conv) <= 1)
@@ -280,6 +315,7 @@ def main(args):
                             f"converged_step within 1 step in {same_conv:.4%}")
 
     rows.insert(jax_row, (f"jaxdescent ({devices[0].platform}, {len(devices)} device(s))", runs, jax_s))
+    rows.insert(jax_row + 1, ("jaxdescent.sweep_fn, sweep's run function", runs, fn_s))
     lines = [
         f"sweep throughput: sextic, {args.n_lr} learning rates x {args.n_w0} start points = {runs} runs, "
         f"{steps} steps, float32",
@@ -296,7 +332,8 @@ def main(args):
     lines += [
         "* timed on a subset of the runs (spread over the grid) and extrapolated linearly to all runs",
         f"jaxdescent compile (trace + lower + XLA compile): {sum(compile_s):.3f} s; "
-        f"first call including compile and transfers: {first_s:.3f} s",
+        f"first call including compile and transfers: {first_s:.3f} s; "
+        f"sweep_fn: compile {fn_compile_s:.3f} s, first call {fn_first_s:.3f} s",
         *messages,
     ]
     table = "\n".join(lines)
