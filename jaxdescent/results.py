@@ -121,7 +121,7 @@ def lock(out_dir):
                 pid = int(path.read_text() or 0)
             except (OSError, ValueError):
                 pid = 0
-            if pid and pid != os.getpid() and _alive(pid):
+            if pid and _alive(pid):
                 raise ValueError(f"{out_dir} is in use by process {pid}; wait for it or choose another folder") \
                     from None
             path.unlink(missing_ok=True)  # stale: its owner is gone
