@@ -363,13 +363,17 @@ class Plan(NamedTuple):
 
 
 def plan(num_runs: int, num_devices: int, chunk_size: int, piece_runs: Optional[int] = None) -> Plan:
-    """Chunks of at most ``chunk_size``; every device gets a whole number of equal chunks.
+    """Chunks of ``min(chunk_size, num_runs)`` runs; every device gets a whole number of chunks.
 
-    Without ``piece_runs`` one call covers every run (padded up); with it, a
-    call covers about ``piece_runs`` runs and is repeated for each piece.
+    The chunk (the vmapped width every run is computed at) depends on
+    ``chunk_size`` and the grid alone, never on the devices or the pieces:
+    XLA fuses, and so contracts ``a*b + c`` into fused multiply-adds,
+    according to that width, so a run's bits depend on it. Without
+    ``piece_runs`` one call covers every run (padded up); with it, a call
+    covers about ``piece_runs`` runs and is repeated for each piece.
     """
     target = num_runs if piece_runs is None else min(piece_runs, num_runs)
-    chunk = max(1, min(chunk_size, -(-target // num_devices)))
+    chunk = max(1, min(chunk_size, num_runs))
     per_device = chunk * -(-target // (num_devices * chunk))
     return Plan(num_runs, num_devices, chunk, per_device)
 
