@@ -120,7 +120,7 @@ def test_load_names_a_missing_meta_json_and_refuses_absurd_sizes(tmp_path):
     results.save_arrays(tmp_path / "results.npz", {"x": np.zeros(1000)})
     with pytest.raises(FileNotFoundError, match="meta.json is missing"):
         results.load(tmp_path)
-    with pytest.raises(ValueError, match="8.0 kB of arrays"):
+    with pytest.raises(ValueError, match="kB of arrays"):
         results.load_arrays(tmp_path / "results.npz", max_bytes=100)
     (tmp_path / "meta.json").write_bytes(b" " * (results.MAX_META_BYTES + 1))
     with pytest.raises(ValueError, match="not a jaxdescent meta.json"):
