@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 import traceback
-from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -85,7 +84,8 @@ def float32(grid: np.ndarray, name: str, *, positive: bool = False) -> np.ndarra
         out = grid.astype(np.float32)
     if not np.all(np.isfinite(out)):
         bad = grid[~np.isfinite(out)].ravel()[0]
-        raise InvalidArgument(f"{name}: {bad:g} is beyond float32 (the runs' dtype, largest {np.finfo(np.float32).max:g})")
+        raise InvalidArgument(
+            f"{name}: {bad:g} is beyond float32 (the runs' dtype, largest {np.finfo(np.float32).max:g})")
     if positive and np.any(out <= 0):
         bad = grid[out <= 0].ravel()[0]
         raise InvalidArgument(f"{name}: {bad:g} is not > 0 in float32 (the runs' dtype, smallest "
@@ -185,8 +185,9 @@ def count_runs(name: str, sizes: dict) -> int:
     """The number of runs of a grid (``axis → length``), refused beyond ``MAX_RUNS``."""
     runs = math.prod(sizes.values())
     if runs > MAX_RUNS:
-        raise InvalidArgument(f"{name}: the grid has {runs:,} runs ({' × '.join(f'{n} {k}' for k, n in sizes.items())}),"
-                              f" more than {MAX_RUNS:,}; use fewer values or split it into several commands")
+        shape = " × ".join(f"{n} {k}" for k, n in sizes.items())
+        raise InvalidArgument(f"{name}: the grid has {runs:,} runs ({shape}), more than {MAX_RUNS:,}; "
+                              "use fewer values or split it into several commands")
     return runs
 
 
@@ -307,7 +308,8 @@ def format_rows(rows) -> str:
     for r in rows:
         shown = min(r.decimals + 2, 8)
         lecture = "?" if r.lecture is None else _number(r.lecture, r.decimals)
-        table.append((r.quantity, lecture, _number(r.float32, shown), _number(r.float64, shown), mark[r.agrees], r.note))
+        table.append((r.quantity, lecture, _number(r.float32, shown), _number(r.float64, shown), mark[r.agrees],
+                      r.note))
     widths = [max(len(line[i]) for line in table) for i in range(5)]
     lines = []
     for line in table:
@@ -399,7 +401,7 @@ def _sweep(args) -> None:
     check_optimizer(args.optimizer, factory, hps, reserved=("learning_rate", "w0", "seed", "point"))
     num_runs = count_runs("sweep", {"learning_rate": len(learning_rate), **{k: len(v) for k, v in hps.items()},
                                     "w0": len(w0)})
-    per_run = 4 * math.prod(w0.shape[1:]) + 4 + 1 + 4 + 4  # final_w, final_loss, diverged, diverged_step, converged_step
+    per_run = 4 * math.prod(w0.shape[1:]) + 4 + 1 + 4 + 4  # final_w, final_loss, diverged, the two steps
     check_memory("sweep", 2 * num_runs * per_run, f"{num_runs:,} runs' results ({per_run} bytes each, held twice "
                  "as the pieces are joined)", "use fewer learning rates, start points or hyperparameter values, or "
                  "split the grid into several commands")
@@ -567,8 +569,10 @@ def parser() -> argparse.ArgumentParser:
                     "pieces saved to DIR (a killed sweep resumes from its finished pieces).",
         epilog="example: jaxdescent sweep --loss sextic --learning-rate logspace:-4:0:200 "
                "--w0 linspace:-2:2:200 --num-steps 1000 --out sweep/ --plot")
-    s.add_argument("--loss", required=True, help="a loss of jaxdescent.losses (sextic, quadratic, bowl, himmelblau) or module:function")
-    s.add_argument("--w0", required=True, metavar="GRID", help="start points: a grid, or for 2-D losses 'x1,y1;x2,y2' or 'GRID x GRID'")
+    s.add_argument("--loss", required=True,
+                   help="a loss of jaxdescent.losses (sextic, quadratic, bowl, himmelblau) or module:function")
+    s.add_argument("--w0", required=True, metavar="GRID",
+                   help="start points: a grid, or for 2-D losses 'x1,y1;x2,y2' or 'GRID x GRID'")
     s.add_argument("--optimizer", choices=OPTIMIZERS, default="gd",
                    help="gd: the lecture's w := w − α∇ (default); sgd: optax.sgd; momentum: sgd with 0.9; adam")
     s.add_argument("--hyperparam", action="append", metavar="NAME=GRID",
@@ -585,7 +589,8 @@ def parser() -> argparse.ArgumentParser:
                     "learning rate and hyperparameter at once, in pieces saved to DIR (a killed run resumes).",
         epilog="example: jaxdescent train --dataset xor --hidden 4 --optimizer adam "
                "--learning-rate 0.01,0.1 --seeds 256 --num-steps 2000 --out xor/ --plot")
-    t.add_argument("--dataset", required=True, help="xor, parity:N (all 2^N patterns, ±1) or digits (needs scikit-learn)")
+    t.add_argument("--dataset", required=True,
+                   help="xor, parity:N (all 2^N patterns, ±1) or digits (needs scikit-learn)")
     t.add_argument("--hidden", required=True, type=positive_int, metavar="H")
     t.add_argument("--optimizer", choices=("sgd", "adam"), default="adam", help="sgd: the lecture's W := W − α ∂MSE/∂W")
     t.add_argument("--hyperparam", action="append", metavar="NAME=GRID",
