@@ -62,6 +62,8 @@ def parse_grid(text: str, name: str) -> np.ndarray:
                 grid = getattr(np, kind)(float(start), float(stop), num)
             else:
                 grid = np.asarray([float(v) for v in text.split(",")], dtype=np.float64)
+    except InvalidArgument:
+        raise
     except ValueError:
         raise InvalidArgument(
             f"{name}: cannot read grid {text!r}; use linspace:START:STOP:NUM, logspace:START:STOP:NUM "
