@@ -5,17 +5,19 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from jaxdescent import results
 
-CLI = [sys.executable, "-m", "jaxdescent.cli"]
+CLI = [sys.executable, "-P", "-m", "jaxdescent.cli"]  # -P: like the installed command, the cwd is not on sys.path
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}  # this checkout's jaxdescent
 
 
 def run(*args, check=True):
-    proc = subprocess.run([*CLI, *args], capture_output=True, text=True)
+    proc = subprocess.run([*CLI, *args], capture_output=True, text=True, env=ENV)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -42,7 +44,7 @@ def test_sweep_user_loss_and_two_dimensional_start_points(tmp_path):
     (tmp_path / "myloss.py").write_text("def tilted(w):\n    return (w[0] - 1.0) ** 2 + 3.0 * w[1] ** 2\n")
     proc = subprocess.run([*CLI, "sweep", "--loss", "myloss:tilted", "--learning-rate", "0.1,0.2",
                            "--w0", "-8,7;1,2", "--num-steps", "300", "--out", str(tmp_path / "o"), "--quiet"],
-                          capture_output=True, text=True, cwd=tmp_path)
+                          capture_output=True, text=True, cwd=tmp_path, env=ENV)
     assert proc.returncode == 0, proc.stderr
     final = results.load(tmp_path / "o").arrays["final_w"]
     assert final.shape == (2, 2, 2)
@@ -82,7 +84,7 @@ def test_killed_sweep_resumes_bit_identical(tmp_path):
     args = ["sweep", "--loss", "sextic", "--learning-rate", "logspace:-4:0:2000", "--w0", "linspace:-2:2:64",
             "--num-steps", "2000", "--piece-runs", "2048", "--quiet", "--out"]
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([*CLI, *args, str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([*CLI, *args, str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         done = list((killed / "pieces").glob("piece_*.npz")) if (killed / "pieces").exists() else []
@@ -95,6 +97,7 @@ def test_killed_sweep_resumes_bit_identical(tmp_path):
     assert not (killed / "results.npz").exists()
     finished = len(list((killed / "pieces").glob("piece_*.npz")))
     assert 3 <= finished < 63
+    assert (killed / ".lock").exists()  # left by the killed run; the rerun takes it over
 
     run(*args, str(killed))
     run(*args, str(tmp_path / "whole"))
@@ -422,3 +425,99 @@ def test_sweep_plot_for_two_dimensional_start_points_is_a_final_state_map(tmp_pa
                           str(tmp_path), "--quiet")
     assert status == 0, err
     assert (tmp_path / "final_state.png").stat().st_size > 10_000 and not (tmp_path / "phase_diagram.png").exists()
+
+
+# ---------------------------------------------------------------- faults: signals, races, a full disk, a hostile cwd
+
+LONG = ["sweep", "--loss", "sextic", "--learning-rate", "logspace:-4:0:2000", "--w0", "linspace:-2:2:64",
+        "--num-steps", "2000", "--piece-runs", "2048", "--quiet", "--out"]
+
+
+def _start_and_wait(out, pieces=2, args=LONG):
+    proc = subprocess.Popen([*CLI, *args, str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=ENV)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if len(list(out.glob("pieces/piece_*.npz"))) >= pieces:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.stderr.read()
+    return proc
+
+
+def _same(a, b):
+    a, b = results.load(a).arrays, results.load(b).arrays
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_ctrl_c_keeps_the_finished_pieces_says_so_and_resumes(tmp_path):
+    out = tmp_path / "interrupted"
+    proc = _start_and_wait(out)
+    kept_before = len(list(out.glob("pieces/piece_*.npz")))
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    kept = len(list(out.glob("pieces/piece_*.npz")))
+    assert kept >= kept_before + 1  # the piece in progress was finished and saved
+    assert f"{kept} finished pieces are kept in {out}/pieces; rerun the same command" in err
+    assert not (out / ".lock").exists() and not list(out.glob("**/.*.tmp"))
+    run(*LONG, str(out))
+    run(*LONG, str(tmp_path / "whole"))
+    _same(out, tmp_path / "whole")
+
+
+def test_two_commands_racing_into_one_folder_one_is_refused(tmp_path):
+    slow = [*LONG[:8], "200000", *LONG[9:]]  # about a minute: the others start while it runs
+    out = tmp_path / "o"
+    first = _start_and_wait(out, pieces=0, args=slow)
+    while not (out / "config.json").exists() and first.poll() is None:
+        time.sleep(0.01)
+    config = (out / "config.json").read_bytes()
+    other = run(*slow[:-2], "--piece-runs", "1024", "--quiet", "--out", str(out), check=False)  # another run
+    same = run(*slow, str(out), check=False)  # the same run, twice at once
+    assert first.poll() is None  # still running: a real race
+    for proc in (other, same):
+        assert proc.returncode == 2 and "in use by process" in proc.stderr, proc.stderr
+    first.send_signal(signal.SIGINT)
+    first.send_signal(signal.SIGINT)  # twice: stop now, do not finish the piece
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 130, err
+    assert (out / "config.json").read_bytes() == config and not (out / ".lock").exists()
+
+
+def test_a_full_disk_is_one_line_and_a_rerun_resumes(tmp_path, capsys, monkeypatch):
+    import errno
+
+    args = ["sweep", "--loss", "sextic", "--learning-rate", "logspace:-3:0:40", "--w0", "linspace:-2:2:8",
+            "--num-steps", "100", "--piece-runs", "64", "--quiet", "--out"]
+    real, writes = results.save_arrays, []
+
+    def full_after_two(path, arrays):
+        writes.append(path)
+        if len(writes) > 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, arrays)
+
+    monkeypatch.setattr(results, "save_arrays", full_after_two)
+    status, _, err = call(capsys, *args, str(tmp_path / "o"))
+    assert status == 2 and "No space left on device" in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in (tmp_path / "o" / "pieces").iterdir()) == ["piece_00000.npz", "piece_00001.npz"]
+    assert not list((tmp_path / "o").glob("**/.*.tmp")) and not (tmp_path / "o" / ".lock").exists()
+    monkeypatch.setattr(results, "save_arrays", real)
+    assert call(capsys, *args, str(tmp_path / "o"))[0] == 0
+    assert call(capsys, *args, str(tmp_path / "whole"))[0] == 0
+    _same(tmp_path / "o", tmp_path / "whole")
+
+
+def test_a_matplotlib_py_in_the_cwd_is_not_imported_by_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    (tmp_path / "matplotlib.py").write_text("raise SystemExit('the fake matplotlib ran')\n")
+    (tmp_path / "mymod.py").write_text("def fn(w):\n    return (w - 1.0) ** 2\n")
+    proc = subprocess.run([*CLI, "sweep", "--loss", "mymod:fn", "--learning-rate", "0.1,0.2", "--w0", "-1,2",
+                           "--num-steps", "20", "--plot", "--out", "o", "--quiet"],
+                          capture_output=True, text=True, cwd=tmp_path, env=ENV)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "o" / "phase_diagram.png").stat().st_size > 10_000
