@@ -325,29 +325,33 @@ def format_rows(rows) -> str:
 
 
 def _reproduce(args) -> None:
+    import contextlib
+
     from jaxdescent.lecture import reproduce
 
+    out = None
     if args.out is not None:
         need_matplotlib()
-        args.out_dir = results.folder(args.out)
-    rows = reproduce()
-    as_json = json.dumps([dict(r._asdict(), agrees=r.agrees) for r in rows], indent=1, allow_nan=True)
-    table = format_rows(rows) + (
-        '\n\n"same": float32 matches the slide at the slide\'s precision. '
-        "Iterates are numbered from 0 (the start w = 1.9).")
-    print(as_json if args.json else table)
-    if args.out is not None:
-        from jaxdescent.plot import lecture_figures
-
-        out = args.out_dir
-        with results.lock(out):
+        out = args.out_dir = results.folder(args.out)
+    with contextlib.ExitStack() as owned:
+        if out is not None:  # refused (or owned) before anything is computed
+            owned.enter_context(results.lock(out))
             results.prepare(out, {"subcommand": "reproduce"})
+        rows = reproduce()
+        as_json = json.dumps([dict(r._asdict(), agrees=r.agrees) for r in rows], indent=1, allow_nan=True)
+        table = format_rows(rows) + (
+            '\n\n"same": float32 matches the slide at the slide\'s precision. '
+            "Iterates are numbered from 0 (the start w = 1.9).")
+        print(as_json if args.json else table)
+        if out is not None:
+            from jaxdescent.plot import lecture_figures
+
             results.save_text(out / "lecture.txt", table + "\n")
             results.save_text(out / "lecture.json", as_json + "\n")
             for name, fig in lecture_figures().items():
                 results.save_figure(out / f"{name}.png", fig, dpi=110)
-        if not args.quiet:
-            print(f"\ntable and figures written to {out}/", file=sys.stderr)
+    if out is not None and not args.quiet:
+        print(f"\ntable and figures written to {out}/", file=sys.stderr)
 
 
 class StopBetweenPieces:
