@@ -193,3 +193,21 @@ def test_refusals_are_invalid_argument_errors(tmp_path):
         results.prepare(tmp_path, {"a": 1})
     with pytest.raises(InvalidArgument):
         results.folder(" ")
+
+
+def test_csv_blocks_cost_memory_of_the_block_not_of_the_grid():
+    """--csv streams: building the columns of a few rows must not allocate anything of the whole grid's size."""
+    import tracemalloc
+
+    from jaxdescent import Coords
+    from jaxdescent._engine import columns
+
+    coords = Coords([("learning_rate", np.linspace(0.1, 1, 1000)), ("w0", np.linspace(-2, 2, 10_000))])
+    arrays = {"final_loss": np.zeros((1000, 10_000), np.float32)}  # 10^7 runs, 40 MB, allocated before
+    tracemalloc.start()
+    cols = columns(coords, arrays, slice(5_000_000, 5_000_010))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1_000_000, peak  # it was 80 MB: an index of every run, for every block
+    np.testing.assert_array_equal(cols["w0"], np.linspace(-2, 2, 10_000)[:10])
+    np.testing.assert_array_equal(cols["learning_rate"], np.full(10, np.linspace(0.1, 1, 1000)[500]))
