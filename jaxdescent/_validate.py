@@ -10,6 +10,15 @@ import jax
 import numpy as np
 
 
+class InvalidArgument(ValueError, TypeError):
+    """A bad argument, named in the message: the caller's mistake, not a bug in jaxdescent.
+
+    Both a ``ValueError`` and a ``TypeError``, so ``except ValueError`` and
+    ``except TypeError`` keep working; the command line reports it as one line
+    and exit status 2, and any other exception as a bug (a traceback).
+    """
+
+
 def is_traced(x) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x))
 
@@ -17,9 +26,9 @@ def is_traced(x) -> bool:
 def num_steps(value, name: str = "num_steps") -> int:
     """Returns ``value`` as an int, or raises if it is not a non-negative integer."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a non-negative integer, got {value!r}")
+        raise InvalidArgument(f"{name} must be a non-negative integer, got {value!r}")
     if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
+        raise InvalidArgument(f"{name} must be >= 0, got {value}")
     return int(value)
 
 
@@ -30,13 +39,13 @@ def learning_rate(value, name: str = "learning_rate", *, allow_empty: bool = Fal
     try:
         a = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number or an array of numbers, got {value!r}") from None
+        raise InvalidArgument(f"{name} must be a number or an array of numbers, got {value!r}") from None
     if a.size == 0 and not allow_empty:
-        raise ValueError(f"{name} is empty")
+        raise InvalidArgument(f"{name} is empty")
     if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} must be finite, got {a[~np.isfinite(a)].ravel()[:3].tolist()}")
+        raise InvalidArgument(f"{name} must be finite, got {a[~np.isfinite(a)].ravel()[:3].tolist()}")
     if np.any(a <= 0):
-        raise ValueError(f"{name} must be > 0, got {a[a <= 0].ravel()[:3].tolist()}")
+        raise InvalidArgument(f"{name} must be > 0, got {a[a <= 0].ravel()[:3].tolist()}")
 
 
 def finite_tree(tree, name: str) -> None:
@@ -45,28 +54,28 @@ def finite_tree(tree, name: str) -> None:
         return
     leaves = jax.tree_util.tree_leaves(tree)
     if not leaves:
-        raise ValueError(f"{name} is empty: it has no arrays")
+        raise InvalidArgument(f"{name} is empty: it has no arrays")
     for leaf in leaves:
         try:
             a = np.asarray(leaf)
         except (TypeError, ValueError):
-            raise TypeError(f"{name} must hold arrays of numbers, got {leaf!r}") from None
+            raise InvalidArgument(f"{name} must hold arrays of numbers, got {leaf!r}") from None
         if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
-            raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
+            raise InvalidArgument(f"{name} must hold real numbers, got dtype {a.dtype}")
         if not np.all(np.isfinite(a)):
-            raise ValueError(f"{name} must be finite, found NaN or inf")
+            raise InvalidArgument(f"{name} must be finite, found NaN or inf")
 
 
 def scalar_loss(loss_fn, w, name: str = "loss_fn") -> None:
     """Raises unless ``loss_fn(w)`` is a real scalar; traces abstractly, compiles nothing."""
     if not callable(loss_fn):
-        raise TypeError(f"{name} must be callable, got {loss_fn!r}")
+        raise InvalidArgument(f"{name} must be callable, got {loss_fn!r}")
     try:
         out = jax.eval_shape(loss_fn, w)
     except Exception as e:  # the user's function failed on these shapes
         shapes = jax.tree_util.tree_map(lambda x: np.shape(x), w)
-        raise TypeError(f"{name} failed on parameters of shape {shapes}: {type(e).__name__}: {e}") from e
+        raise InvalidArgument(f"{name} failed on parameters of shape {shapes}: {type(e).__name__}: {e}") from e
     if not (isinstance(out, jax.ShapeDtypeStruct) and out.shape == ()):
-        raise TypeError(f"{name} must return a scalar, got {out}")
+        raise InvalidArgument(f"{name} must return a scalar, got {out}")
     if not np.issubdtype(out.dtype, np.floating):
-        raise TypeError(f"{name} must return a real float scalar, got dtype {out.dtype}")
+        raise InvalidArgument(f"{name} must return a real float scalar, got dtype {out.dtype}")

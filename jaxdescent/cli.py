@@ -1,6 +1,9 @@
 """The ``jaxdescent`` command: the lecture reproduced, sweeps and step-network trainings saved to a folder.
 
-Errors in the arguments are one line on stderr and exit status 2, never a traceback.
+Every argument is checked before the output folder is touched. A bad argument,
+a folder that holds something else, or one that cannot be written is one line
+on stderr and exit status 2; Ctrl-C is one line saying what was kept, exit
+status 130; anything else is a bug, shown as a traceback, exit status 1.
 """
 
 import argparse
@@ -9,14 +12,23 @@ import json
 import math
 import os
 import shlex
+import signal
 import sys
+import threading
 import time
-from pathlib import Path
+import traceback
 from typing import Optional, Sequence
 
 import numpy as np
 
+from jaxdescent import results
+from jaxdescent._validate import InvalidArgument
+
 OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
+MAX_STEPS = 2**31 - 1  # step counters are int32 on the device
+MAX_RUNS = 2**31 - 1  # so are run numbers
+MAX_POINTS = 10**8  # values in one grid: 800 MB as float64, before any run
+SEED_BITS = 32  # jax.random.key keeps the low 32 bits of a seed (without x64): larger seeds would collide
 
 
 # ---------------------------------------------------------------- parsing
@@ -29,34 +41,66 @@ def parse_grid(text: str, name: str) -> np.ndarray:
     of two grids joined by `` x `` (``linspace:-2:2:5 x linspace:-2:2:5``).
     """
     text = text.strip()
+    if " x " in text:
+        axes = [parse_grid(part, name) for part in text.split(" x ")]
+        if any(a.ndim != 1 for a in axes):
+            raise InvalidArgument(f"{name}: each factor of 'GRID x GRID' must be a 1-D grid, got {text!r}")
+        _check_points(name, math.prod(len(a) for a in axes), text)
+        mesh = np.meshgrid(*axes, indexing="ij")
+        return np.stack([m.ravel() for m in mesh], axis=1)
     try:
-        if " x " in text:
-            axes = [parse_grid(part, name) for part in text.split(" x ")]
-            mesh = np.meshgrid(*axes, indexing="ij")
-            return np.stack([m.ravel() for m in mesh], axis=1)
-        if ";" in text:
-            points = [[float(v) for v in p.split(",")] for p in text.split(";") if p.strip()]
-            return np.asarray(points, dtype=np.float64)
-        kind, _, rest = text.partition(":")
-        if kind in ("linspace", "logspace"):
-            start, stop, num = rest.split(":")
-            num = int(num)
-            if num < 1:
-                raise ValueError
-            return getattr(np, kind)(float(start), float(stop), num)
-        return np.asarray([float(v) for v in text.split(",")], dtype=np.float64)
+        with np.errstate(all="ignore"):
+            if ";" in text:
+                points = [[float(v) for v in p.split(",")] for p in text.split(";") if p.strip()]
+                grid = np.asarray(points, dtype=np.float64)
+            elif text.partition(":")[0] in ("linspace", "logspace"):
+                kind, start, stop, num = text.split(":")
+                num = int(num)
+                if num < 1:
+                    raise ValueError
+                _check_points(name, num, text)
+                grid = getattr(np, kind)(float(start), float(stop), num)
+            else:
+                grid = np.asarray([float(v) for v in text.split(",")], dtype=np.float64)
+    except InvalidArgument:
+        raise
     except ValueError:
-        raise ValueError(
+        raise InvalidArgument(
             f"{name}: cannot read grid {text!r}; use linspace:START:STOP:NUM, logspace:START:STOP:NUM "
             "or a comma list such as 0.1,0.01") from None
+    if grid.size == 0 or grid.ndim not in (1, 2):
+        raise InvalidArgument(f"{name}: cannot read grid {text!r}: no values")
+    if not np.all(np.isfinite(grid)):
+        raise InvalidArgument(f"{name}: every value must be finite, got {text!r}")
+    return grid
+
+
+def _check_points(name: str, num: int, text: str) -> None:
+    if num > MAX_POINTS:
+        raise InvalidArgument(f"{name}: {num:,} points in {text!r} is more than {MAX_POINTS:,}; use fewer")
+
+
+def float32(grid: np.ndarray, name: str, *, positive: bool = False) -> np.ndarray:
+    """``grid`` in the runs' dtype, float32; refused if a value overflows (or, if ``positive``, underflows to 0)."""
+    with np.errstate(all="ignore"):
+        out = grid.astype(np.float32)
+    if not np.all(np.isfinite(out)):
+        bad = grid[~np.isfinite(out)].ravel()[0]
+        raise InvalidArgument(
+            f"{name}: {bad:g} is beyond float32 (the runs' dtype, largest {np.finfo(np.float32).max:g})")
+    if positive and np.any(out <= 0):
+        bad = grid[out <= 0].ravel()[0]
+        raise InvalidArgument(f"{name}: {bad:g} is not > 0 in float32 (the runs' dtype, smallest "
+                              f"{np.finfo(np.float32).smallest_subnormal:g})")
+    return out
 
 
 def learning_rates(text: str) -> np.ndarray:
-    """``--learning-rate``'s grid, each finite and > 0."""
+    """``--learning-rate``'s grid, each finite and > 0 (in float32)."""
     grid = parse_grid(text, "--learning-rate")
-    if np.any(~np.isfinite(grid)) or np.any(grid <= 0):
-        raise ValueError(f"--learning-rate: every learning rate must be finite and > 0, got {text!r}")
-    return grid
+    if grid.ndim != 1 or np.any(grid <= 0):
+        raise InvalidArgument(f"--learning-rate: every learning rate must be finite and > 0, got {text!r}")
+    return float32(grid, "--learning-rate", positive=True)
 
 
 def resolve_loss(name: str):
@@ -65,22 +109,95 @@ def resolve_loss(name: str):
 
     if ":" in name:
         module, _, attr = name.partition(":")
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
+        saved = list(sys.path)
+        sys.path.insert(0, os.getcwd())  # for the import only: afterwards the current directory is not searched
         try:
-            fn = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"--loss: cannot load {name!r}: {e}") from None
+            loaded = importlib.import_module(module)
+        except SystemExit as e:
+            raise InvalidArgument(f"--loss: importing {module!r} called sys.exit({e.code!r})") from None
+        except Exception as e:  # not found, a SyntaxError, anything the module raises as it runs
+            raise InvalidArgument(f"--loss: cannot import {module!r}: {type(e).__name__}: {e}") from None
+        finally:
+            sys.path[:] = saved
+        if not hasattr(loaded, attr):
+            raise InvalidArgument(f"--loss: module {module!r} has no {attr!r}")
+        fn = getattr(loaded, attr)
     else:
         known = sorted(n for n in dir(losses) if not n.startswith("_") and callable(getattr(losses, n))
                        and not n.endswith(("_grad", "_hessian")) and n not in ("ArrayLike",)
                        and getattr(getattr(losses, n), "__module__", "") == losses.__name__)
         if name not in known:
-            raise ValueError(f"--loss: unknown loss {name!r}; choose one of {', '.join(known)} or give module:function")
+            raise InvalidArgument(
+                f"--loss: unknown loss {name!r}; choose one of {', '.join(known)} or give module:function")
         fn = getattr(losses, name)
     if not callable(fn):
-        raise ValueError(f"--loss: {name!r} is not a function")
+        raise InvalidArgument(f"--loss: {name!r} is not a function")
     return fn
+
+
+def check_loss(loss_fn, w0: np.ndarray, args) -> None:
+    """Raises unless ``loss_fn`` maps one start point of ``w0`` to a real scalar and can be differentiated there."""
+    import jax
+
+    from jaxdescent import _validate
+
+    point = jax.ShapeDtypeStruct(w0.shape[1:], np.float32)
+    try:
+        _validate.scalar_loss(loss_fn, point, name=f"--loss {args.loss}")
+        jax.eval_shape(jax.grad(loss_fn), point)
+    except InvalidArgument as e:
+        raise InvalidArgument(f"{e} (one --w0 start point has shape {w0.shape[1:]})") from None
+    except (Exception, SystemExit) as e:
+        raise InvalidArgument(f"--loss {args.loss}: cannot differentiate it at a start point of shape "
+                              f"{w0.shape[1:]}: {type(e).__name__}: {e}") from None
+
+
+def check_optimizer(name: str, factory, hps: dict, reserved: Sequence[str]) -> None:
+    """Raises unless ``factory(learning_rate=α, **hps)`` builds and runs one step with traced values."""
+    import jax
+    import jax.numpy as jnp
+
+    for hp in hps:
+        if hp in reserved:
+            raise InvalidArgument(f"--hyperparam {hp}: the name is taken ({', '.join(reserved)}); use another")
+
+    def one_step(learning_rate, hp):
+        tx = factory(learning_rate=learning_rate, **hp)
+        params = jnp.zeros(3)
+        updates, _ = tx.update(params, tx.init(params), params)
+        return updates
+
+    scalar = jax.ShapeDtypeStruct((), np.float32)
+    try:
+        jax.eval_shape(one_step, scalar, {k: scalar for k in hps})
+    except Exception as e:
+        raise InvalidArgument(f"--hyperparam: --optimizer {name} does not take {', '.join(hps) or 'it'} as a traced "
+                              f"value: {type(e).__name__}: {e}") from None
+
+
+def check_memory(name: str, need: int, what: str, hint: str) -> None:
+    """Refuses (one line: how much, what to change) a run whose memory estimate is over half this machine's."""
+    have = results.memory_bytes()
+    if need > have // 2:
+        raise InvalidArgument(f"{name}: {what} need about {results.human_bytes(need)} of memory, more than half of "
+                              f"this machine's {results.human_bytes(have)}; {hint}")
+
+
+def count_runs(name: str, sizes: dict) -> int:
+    """The number of runs of a grid (``axis → length``), refused beyond ``MAX_RUNS``."""
+    runs = math.prod(sizes.values())
+    if runs > MAX_RUNS:
+        shape = " × ".join(f"{n} {k}" for k, n in sizes.items())
+        raise InvalidArgument(f"{name}: the grid has {runs:,} runs ({shape}), more than {MAX_RUNS:,}; "
+                              "use fewer values or split it into several commands")
+    return runs
+
+
+def need_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise InvalidArgument('--plot and reproduce --out need matplotlib: pip install "jaxdescent[plot]"') from None
 
 
 def optimizer_factory(name: str):
@@ -100,12 +217,13 @@ def hyperparams(items: Sequence[str]) -> dict:
         name, sep, grid = item.partition("=")
         name = name.strip()
         if not sep or not name.isidentifier():
-            raise ValueError(f"--hyperparam: expected NAME=GRID such as momentum=0.0,0.5,0.9, got {item!r}")
+            raise InvalidArgument(f"--hyperparam: expected NAME=GRID such as momentum=0.0,0.5,0.9, got {item!r}")
         if name in out:
-            raise ValueError(f"--hyperparam: {name!r} given twice")
-        out[name] = parse_grid(grid, f"--hyperparam {name}")
-        if not np.all(np.isfinite(out[name])):
-            raise ValueError(f"--hyperparam {name}: every value must be finite, got {grid!r}")
+            raise InvalidArgument(f"--hyperparam: {name!r} given twice")
+        values = parse_grid(grid, f"--hyperparam {name}")
+        if values.ndim != 1:
+            raise InvalidArgument(f"--hyperparam {name}: expected a 1-D grid, got {grid!r}")
+        out[name] = float32(values, f"--hyperparam {name}")
     return out
 
 
@@ -116,10 +234,25 @@ def positive_int(text: str) -> int:
     return value
 
 
-def non_negative_int(text: str) -> int:
+def num_steps(text: str) -> int:
     value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    if not 0 <= value <= MAX_STEPS:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_STEPS:,} (int32 step counters), got {value}")
+    return value
+
+
+def seed(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 2**SEED_BITS:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 2**{SEED_BITS} - 1 (larger seeds would collide), "
+                                         f"got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be finite and > 0, got {text}")
     return value
 
 
@@ -177,7 +310,8 @@ def format_rows(rows) -> str:
     for r in rows:
         shown = min(r.decimals + 2, 8)
         lecture = "?" if r.lecture is None else _number(r.lecture, r.decimals)
-        table.append((r.quantity, lecture, _number(r.float32, shown), _number(r.float64, shown), mark[r.agrees], r.note))
+        table.append((r.quantity, lecture, _number(r.float32, shown), _number(r.float64, shown), mark[r.agrees],
+                      r.note))
     widths = [max(len(line[i]) for line in table) for i in range(5)]
     lines = []
     for line in table:
@@ -191,55 +325,110 @@ def format_rows(rows) -> str:
 
 
 def _reproduce(args) -> None:
+    import contextlib
+
     from jaxdescent.lecture import reproduce
 
     out = None
-    if args.out:
-        from jaxdescent import results
+    if args.out is not None:
+        need_matplotlib()
+        out = args.out_dir = results.folder(args.out)
+    with contextlib.ExitStack() as owned:
+        if out is not None:  # refused (or owned) before anything is computed
+            owned.enter_context(results.lock(out))
+            results.prepare(out, {"subcommand": "reproduce"})
+        rows = reproduce()
+        as_json = json.dumps([dict(r._asdict(), agrees=r.agrees) for r in rows], indent=1, allow_nan=True)
+        table = format_rows(rows) + (
+            '\n\n"same": float32 matches the slide at the slide\'s precision. '
+            "Iterates are numbered from 0 (the start w = 1.9).")
+        print(as_json if args.json else table)
+        if out is not None:
+            from jaxdescent.plot import lecture_figures
 
-        out = results.prepare(args.out, {"subcommand": "reproduce"})
-    rows = reproduce()
-    as_json = json.dumps([dict(r._asdict(), agrees=r.agrees) for r in rows], indent=1, allow_nan=True)
-    table = format_rows(rows) + (
-        '\n\n"same": float32 matches the slide at the slide\'s precision. '
-        "Iterates are numbered from 0 (the start w = 1.9).")
-    print(as_json if args.json else table)
-    if out is not None:
-        (out / "lecture.txt").write_text(table + "\n")
-        (out / "lecture.json").write_text(as_json + "\n")
-        from jaxdescent.plot import lecture_figures
+            results.save_text(out / "lecture.txt", table + "\n")
+            results.save_text(out / "lecture.json", as_json + "\n")
+            for name, fig in lecture_figures().items():
+                results.save_figure(out / f"{name}.png", fig, dpi=110)
+    if out is not None and not args.quiet:
+        print(f"\ntable and figures written to {out}/", file=sys.stderr)
 
-        for name, fig in lecture_figures().items():
-            fig.savefig(out / f"{name}.png", dpi=110)
-        if not args.quiet:
-            print(f"\ntable and figures written to {out}/", file=sys.stderr)
+
+class StopBetweenPieces:
+    """Within the block, a first Ctrl-C lets the piece in progress finish and be saved, then stops the run.
+
+    ``pieces(progress)`` wraps the runner's iterable of pieces: it raises
+    KeyboardInterrupt before the next piece once Ctrl-C was pressed. A second
+    Ctrl-C stops at once (the piece in progress is lost). Only in the main
+    thread (signal handlers live there); elsewhere Ctrl-C behaves as usual.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        if exc[0] is None and self.requested:
+            raise KeyboardInterrupt
+
+    def _on_sigint(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def pieces(self, progress):
+        def wrapped(numbers):
+            for i in numbers if progress is None else progress(numbers):
+                if self.requested:
+                    raise KeyboardInterrupt
+                yield i
+
+        return wrapped
 
 
 def _sweep(args) -> None:
-    from jaxdescent import results, sweep
+    from jaxdescent import sweep
 
     _fast_path()
     started = time.time()
     loss_fn = resolve_loss(args.loss)
     learning_rate = learning_rates(args.learning_rate)
-    w0 = parse_grid(args.w0, "--w0")
+    w0 = float32(parse_grid(args.w0, "--w0"), "--w0")
     hps = hyperparams(args.hyperparam)
-    r = sweep(loss_fn, w0=w0.astype(np.float32), learning_rate=learning_rate.astype(np.float32),
-              num_steps=args.num_steps, optimizer=optimizer_factory(args.optimizer),
-              hyperparams={k: v.astype(np.float32) for k, v in hps.items()}, out=args.out,
-              piece_runs=args.piece_runs, progress=progress_bar(args.quiet, "sweep"))
-    out = Path(args.out)
-    num_runs = int(np.size(r.final_loss))
-    config = {"subcommand": "sweep", "loss": args.loss, "learning_rate": args.learning_rate, "w0": args.w0,
-              "num_steps": args.num_steps, "optimizer": args.optimizer, "hyperparams": args.hyperparam or []}
-    results.save_json(out / "meta.json", run_meta(args, started, **config, axes=list(r.axes), runs=num_runs))
-    if args.csv:
-        results.write_csv(out / "results.csv", r.columns, num_runs)
+    check_loss(loss_fn, w0, args)
+    factory = optimizer_factory(args.optimizer)
+    check_optimizer(args.optimizer, factory, hps, reserved=("learning_rate", "w0", "seed", "point"))
+    num_runs = count_runs("sweep", {"learning_rate": len(learning_rate), **{k: len(v) for k, v in hps.items()},
+                                    "w0": len(w0)})
+    per_run = 4 * math.prod(w0.shape[1:]) + 4 + 1 + 4 + 4  # final_w, final_loss, diverged, the two steps
+    check_memory("sweep", 2 * num_runs * per_run, f"{num_runs:,} runs' results ({per_run} bytes each, held twice "
+                 "as the pieces are joined)", "use fewer learning rates, start points or hyperparameter values, or "
+                 "split the grid into several commands")
     if args.plot:
-        from jaxdescent import plot
+        need_matplotlib()
+    out = args.out_dir = results.folder(args.out)
+    with results.lock(out):  # owned from before config.json is read until the last file is written
+        with StopBetweenPieces() as stop:
+            r = sweep(loss_fn, w0=w0, learning_rate=learning_rate, num_steps=args.num_steps, optimizer=factory,
+                      hyperparams=hps, out=out, piece_runs=args.piece_runs,
+                      progress=stop.pieces(progress_bar(args.quiet, "sweep")))
+        config = {"subcommand": "sweep", "loss": args.loss, "learning_rate": args.learning_rate, "w0": args.w0,
+                  "num_steps": args.num_steps, "optimizer": args.optimizer, "hyperparams": args.hyperparam or []}
+        results.save_json(out / "meta.json", run_meta(args, started, **config, axes=list(r.axes), runs=num_runs))
+        if args.csv:
+            results.write_csv(out / "results.csv", r.columns, num_runs)
+        if args.plot:
+            from jaxdescent import plot
 
-        fig = plot.sweep_figure(r, title=f"{args.loss}, {args.num_steps} steps, {args.optimizer}")
-        fig.savefig(out / ("phase_diagram.png" if w0.ndim == 1 else "final_state.png"), dpi=110)
+            fig = plot.sweep_figure(r, title=f"{args.loss}, {args.num_steps} steps, {args.optimizer}")
+            results.save_figure(out / ("phase_diagram.png" if w0.ndim == 1 else "final_state.png"), fig, dpi=110)
     diverged = np.asarray(r.diverged)
     converged = np.asarray(r.converged_step) >= 0
     print(f"{num_runs} runs of {args.num_steps} steps: {int(converged.sum())} converged, "
@@ -250,7 +439,7 @@ def _sweep(args) -> None:
 def _run_arguments(p: argparse.ArgumentParser, *, plot: str) -> None:
     """The arguments ``sweep`` and ``train`` share."""
     p.add_argument("--learning-rate", required=True, metavar="GRID", help="linspace:A:B:N, logspace:A:B:N or a,b,c")
-    p.add_argument("--num-steps", required=True, type=non_negative_int, metavar="N")
+    p.add_argument("--num-steps", required=True, type=num_steps, metavar="N")
     p.add_argument("--out", required=True, metavar="DIR", help="the results folder (a rerun resumes there)")
     p.add_argument("--plot", action="store_true", help=f"write {plot}")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -273,24 +462,28 @@ def load_dataset(name: str):
         try:
             n = int(name.partition(":")[2])
         except ValueError:
-            raise ValueError(f"--dataset: parity needs a bit count, as parity:6, got {name!r}") from None
+            raise InvalidArgument(f"--dataset: parity needs a bit count, as parity:6, got {name!r}") from None
+        if not 1 <= n <= 20:
+            raise InvalidArgument(f"--dataset: parity:N needs N from 1 to 20 (2^N patterns), got {name!r}")
         return (*datasets.parity(n), None, None)
     if name == "digits":
-        return datasets.digits()
-    raise ValueError(f"--dataset: unknown dataset {name!r}; choose xor, parity:N or digits")
+        try:
+            return datasets.digits()
+        except ImportError as e:
+            raise InvalidArgument(f"--dataset digits: {e}") from None
+    raise InvalidArgument(f"--dataset: unknown dataset {name!r}; choose xor, parity:N or digits")
 
 
 def _train(args) -> None:
     import jax
     import jax.numpy as jnp
 
-    from jaxdescent import network, results, sweep_fn
+    from jaxdescent import _engine, network, sweep_fn
 
     _fast_path()
     started = time.time()
     x, y, x_test, y_test = load_dataset(args.dataset)
     axes = {"learning_rate": learning_rates(args.learning_rate), **hyperparams(args.hyperparam)}
-    axes = {k: v.astype(np.float32) for k, v in axes.items()}
     factory = optimizer_factory(args.optimizer)
     ste = None if args.ste == "none" else args.ste
     labels_test = None if y_test is None else np.argmax(np.asarray(y_test), -1)
@@ -306,26 +499,46 @@ def _train(args) -> None:
         return metrics
 
     if "slope" in axes and ste != "sigmoid":
-        raise ValueError("--hyperparam slope: the slope is used only by --ste sigmoid")
+        raise InvalidArgument("--hyperparam slope: the slope is used only by --ste sigmoid")
+    if "slope" in axes and np.any(axes["slope"] <= 0):
+        raise InvalidArgument("--hyperparam slope: every slope must be > 0")
+    check_optimizer(args.optimizer, factory, {k: v for k, v in axes.items() if k not in ("learning_rate", "slope")},
+                    reserved=("learning_rate", "seed", "point"))
+    num_runs = count_runs("train", {**{k: len(v) for k, v in axes.items()}, "seeds": args.seeds})
+    (n, n_in), n_out, h = np.shape(x), np.shape(y)[1], args.hidden
+    examples = n + (0 if x_test is None else len(x_test))
+    per_run = (args.num_steps + 1) * 12 + 8  # loss, accuracy, exact per step; solved_step, test_accuracy
+    weights = (n_in + 1) * h + (h + 1) * n_out
+    working = 4 * (4 * weights + 3 * examples * h)  # weights, gradients, optimizer state; activations
+    at_once = min(num_runs, _engine.CHUNK_SIZE)
+    check_memory(f"--hidden {h}, --num-steps {args.num_steps}", at_once * working + 2 * num_runs * per_run,
+                 f"{at_once:,} trainings at once ({results.human_bytes(working)} of weights, optimizer state and "
+                 f"activations each) and {num_runs:,} results ({results.human_bytes(per_run)} each)",
+                 "use a smaller --hidden, fewer --num-steps, --seeds or learning rates")
+    scalar = jax.ShapeDtypeStruct((), np.float32)
     try:
-        factory(learning_rate=0.1, **{k: float(v[0]) for k, v in axes.items() if k not in ("learning_rate", "slope")})
-    except TypeError as e:
-        raise ValueError(f"--hyperparam: --optimizer {args.optimizer} does not take it: {e}") from None
-    r = sweep_fn(run, axes, seeds=args.seeds, key=jax.random.key(args.seed), out=args.out)
-    out = Path(args.out)
-    config = {"subcommand": "train", "dataset": args.dataset, "hidden": args.hidden, "optimizer": args.optimizer,
-              "learning_rate": args.learning_rate, "hyperparams": args.hyperparam or [], "seeds": args.seeds,
-              "num_steps": args.num_steps, "ste": args.ste, "slope": args.slope, "seed": args.seed}
-    results.save_json(out / "meta.json", run_meta(args, started, **config, axes=list(r.axes)))
-    m = {k: np.asarray(v) for k, v in r.metrics.items()}
+        jax.eval_shape(run, {k: scalar for k in axes}, jax.ShapeDtypeStruct((), jax.random.key(0).dtype))
+    except Exception as e:
+        raise InvalidArgument(f"train: these settings do not build a training: {type(e).__name__}: {e}") from None
     if args.plot:
-        from jaxdescent import plot
+        need_matplotlib()
+    out = args.out_dir = results.folder(args.out)
+    with results.lock(out):
+        r = sweep_fn(run, axes, seeds=args.seeds, key=jax.random.key(args.seed), out=out)
+        config = {"subcommand": "train", "dataset": args.dataset, "hidden": args.hidden, "optimizer": args.optimizer,
+                  "learning_rate": args.learning_rate, "hyperparams": args.hyperparam or [], "seeds": args.seeds,
+                  "num_steps": args.num_steps, "ste": args.ste, "slope": args.slope, "seed": args.seed}
+        results.save_json(out / "meta.json", run_meta(args, started, **config, axes=list(r.axes)))
+        m = {k: np.asarray(v) for k, v in r.metrics.items()}
+        if args.plot:
+            from jaxdescent import plot
 
-        flat = lambda a: a.reshape((-1,) + a.shape[-2:])  # one curve group per point of the grid
-        names = [", ".join(f"{k} = {row[k]:g}" for k in axes) for row in r.to_pandas().iloc[::args.seeds].to_dict("records")]
-        fig = plot.training_curves(flat(m["loss"]), flat(m["accuracy"]), names,
-                                   title=f"{args.dataset}, {args.hidden} hidden, {args.optimizer}, ste={args.ste}")
-        fig.savefig(out / "training_curves.png", dpi=110)
+            flat = lambda a: a.reshape((-1,) + a.shape[-2:])  # one curve group per point of the grid
+            names = [", ".join(f"{k} = {row[k]:g}" for k in axes)
+                     for row in r.to_pandas().iloc[::args.seeds].to_dict("records")]
+            fig = plot.training_curves(flat(m["loss"]), flat(m["accuracy"]), names,
+                                       title=f"{args.dataset}, {args.hidden} hidden, {args.optimizer}, ste={args.ste}")
+            results.save_figure(out / "training_curves.png", fig, dpi=110)
     table = r.to_pandas().drop(columns="seed").groupby(list(axes), sort=False).mean()
     lines = [f"{args.seeds} seeds × {len(table)} settings ({' × '.join(f'{len(v)} {k}' for k, v in axes.items())}), "
              f"{args.num_steps} steps, {time.time() - started:.1f} s"]
@@ -362,8 +575,10 @@ def parser() -> argparse.ArgumentParser:
                     "pieces saved to DIR (a killed sweep resumes from its finished pieces).",
         epilog="example: jaxdescent sweep --loss sextic --learning-rate logspace:-4:0:200 "
                "--w0 linspace:-2:2:200 --num-steps 1000 --out sweep/ --plot")
-    s.add_argument("--loss", required=True, help="a loss of jaxdescent.losses (sextic, quadratic, bowl, himmelblau) or module:function")
-    s.add_argument("--w0", required=True, metavar="GRID", help="start points: a grid, or for 2-D losses 'x1,y1;x2,y2' or 'GRID x GRID'")
+    s.add_argument("--loss", required=True,
+                   help="a loss of jaxdescent.losses (sextic, quadratic, bowl, himmelblau) or module:function")
+    s.add_argument("--w0", required=True, metavar="GRID",
+                   help="start points: a grid, or for 2-D losses 'x1,y1;x2,y2' or 'GRID x GRID'")
     s.add_argument("--optimizer", choices=OPTIMIZERS, default="gd",
                    help="gd: the lecture's w := w − α∇ (default); sgd: optax.sgd; momentum: sgd with 0.9; adam")
     s.add_argument("--hyperparam", action="append", metavar="NAME=GRID",
@@ -380,7 +595,8 @@ def parser() -> argparse.ArgumentParser:
                     "learning rate and hyperparameter at once, in pieces saved to DIR (a killed run resumes).",
         epilog="example: jaxdescent train --dataset xor --hidden 4 --optimizer adam "
                "--learning-rate 0.01,0.1 --seeds 256 --num-steps 2000 --out xor/ --plot")
-    t.add_argument("--dataset", required=True, help="xor, parity:N (all 2^N patterns, ±1) or digits (needs scikit-learn)")
+    t.add_argument("--dataset", required=True,
+                   help="xor, parity:N (all 2^N patterns, ±1) or digits (needs scikit-learn)")
     t.add_argument("--hidden", required=True, type=positive_int, metavar="H")
     t.add_argument("--optimizer", choices=("sgd", "adam"), default="adam", help="sgd: the lecture's W := W − α ∂MSE/∂W")
     t.add_argument("--hyperparam", action="append", metavar="NAME=GRID",
@@ -388,8 +604,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--seeds", type=positive_int, default=64, metavar="K")
     t.add_argument("--ste", choices=("identity", "clipped", "sigmoid", "none"), default="sigmoid",
                    help="the straight-through estimator (none: the true step, whose gradient is zero)")
-    t.add_argument("--slope", type=float, default=4.0, help="the sigmoid estimator's slope (default 4)")
-    t.add_argument("--seed", type=int, default=0, help="the root random seed")
+    t.add_argument("--slope", type=positive_float, default=4.0, help="the sigmoid estimator's slope (default 4)")
+    t.add_argument("--seed", type=seed, default=0, help="the root random seed, from 0 to 2**32 - 1")
     _run_arguments(t, plot="DIR/training_curves.png")
     t.set_defaults(run=_train)
     return p
@@ -406,18 +622,35 @@ def _join_grid_values(argv: Sequence[str]) -> list:
     return joined
 
 
+def _interrupted(args) -> str:
+    """What a Ctrl-C left behind, in words."""
+    out = getattr(args, "out_dir", None)
+    if out is None:
+        return "nothing was written"
+    if (out / "results.npz").exists():
+        return f"the results are complete in {out}/results.npz; rerun the same command to write the rest"
+    pieces = len(list((out / "pieces").glob("piece_*.npz"))) if (out / "pieces").is_dir() else 0
+    return f"{pieces} finished pieces are kept in {out}/pieces; rerun the same command to resume from them"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the command; returns its exit status (0, 2: a bad argument or folder, 130: Ctrl-C, 1: a bug)."""
     argv = _join_grid_values(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     args.argv = argv
     try:
         args.run(args)
-    except (ValueError, TypeError, OSError, ImportError) as e:
-        print(f"jaxdescent {args.command}: error: {e}", file=sys.stderr)
+    except (InvalidArgument, OSError) as e:  # the caller's mistake, or the disk's: one line
+        print(f"jaxdescent {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"jaxdescent {args.command}: interrupted; finished pieces are saved, rerun to resume", file=sys.stderr)
+        print(f"jaxdescent {args.command}: interrupted; {_interrupted(args)}", file=sys.stderr)
         return 130
+    except Exception:  # anything else is a bug: show where
+        traceback.print_exc()
+        print(f"jaxdescent {args.command}: internal error: please report it with the command and the traceback above",
+              file=sys.stderr)
+        return 1
     return 0
 
 

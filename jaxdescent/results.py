@@ -12,6 +12,7 @@ place, so a reader never sees half a file. Nothing is ever unpickled.
 """
 
 import contextlib
+import contextvars
 import csv
 import hashlib
 import io
@@ -19,11 +20,15 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple, Optional
 
 import numpy as np
 
+from jaxdescent._validate import InvalidArgument
+
+MAX_META_BYTES = 1 << 24  # a meta.json is a few kilobytes
 
 class Results(NamedTuple):
     """What :func:`load` returns: ``arrays`` (name → NumPy array) and ``meta`` (a dict)."""
@@ -51,8 +56,22 @@ def save_arrays(path, arrays: dict) -> None:
     _atomic_write(Path(path), lambda f: np.savez(f, **arrays))
 
 
-def load_arrays(path) -> dict:
-    """Reads an .npz written by :func:`save_arrays`, without unpickling."""
+def load_arrays(path, *, max_bytes: Optional[int] = None) -> dict:
+    """Reads an .npz written by :func:`save_arrays`, without unpickling.
+
+    The arrays' sizes, as the file's index declares them, are summed before
+    anything is read: more than ``max_bytes`` (default: half this machine's
+    memory) is refused with the size, not an out-of-memory kill.
+    """
+    limit = memory_bytes() // 2 if max_bytes is None else max_bytes
+    try:
+        with zipfile.ZipFile(path) as z:
+            size = sum(info.file_size for info in z.infolist())
+    except zipfile.BadZipFile:
+        size = 0  # not a zip: np.load says what it is
+    if size > limit:
+        raise InvalidArgument(f"{path} holds {human_bytes(size)} of arrays, more than {human_bytes(limit)} "
+                              "(half this machine's memory); load it on a larger machine")
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 
@@ -63,18 +82,28 @@ def save_json(path, obj) -> None:
     _atomic_write(Path(path), lambda f: f.write(text))
 
 
-def prepare(out_dir, config: dict) -> Path:
-    """Makes ``out_dir`` ready for the run ``config`` describes.
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes (the yardstick of the size checks)."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
-    A new folder, an empty one, or one that holds the same run (to resume) is
-    accepted; anything else is refused and left untouched.
+
+def human_bytes(n: float) -> str:
+    """``1234567`` → ``'1.2 MB'`` (powers of 1000, as disk and memory sizes are quoted)."""
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1000
+
+
+def folder(out_dir) -> Path:
+    """Creates ``out_dir`` (and its parents) if needed; checks that it is a writable folder.
 
     Raises:
-      ValueError: the folder holds a run with another config, or other files.
+      InvalidArgument: the name is empty (it would mean the current directory).
       OSError: the folder cannot be created or written.
     """
     if not str(out_dir).strip():
-        raise ValueError("the output folder name is empty; name a folder")
+        raise InvalidArgument("the output folder name is empty; name a folder")
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -82,21 +111,38 @@ def prepare(out_dir, config: dict) -> Path:
         raise OSError(f"cannot create output folder {out}: {e.strerror or e}") from None
     if not os.access(out, os.W_OK):
         raise OSError(f"output folder {out} is not writable")
+    return out
+
+
+def prepare(out_dir, config: dict) -> Path:
+    """Makes ``out_dir`` ready for the run ``config`` describes.
+
+    A new folder, an empty one, or one that holds the same run (to resume) is
+    accepted; anything else is refused and left untouched. Call it while
+    holding :func:`lock`, so that two runs cannot both find the folder empty.
+
+    Raises:
+      InvalidArgument (a ValueError): the folder holds a run with another config, or other files.
+      OSError: the folder cannot be created or written.
+    """
+    out = folder(out_dir)
     config = json.loads(json.dumps(config))
     path = out / "config.json"
     if path.exists():
         try:
             old = json.loads(path.read_text())
         except ValueError:
-            raise ValueError(f"{out}/config.json is not valid JSON; choose another folder or remove it") from None
+            raise InvalidArgument(f"{out}/config.json is not valid JSON; choose another folder or remove it") from None
+        if not isinstance(old, dict):
+            raise InvalidArgument(f"{out}/config.json is not a jaxdescent config; choose another folder")
         if old != config:
             changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-            raise ValueError(
+            raise InvalidArgument(
                 f"{out} holds another run (different {', '.join(changed)}); choose another --out or remove it")
     else:
         others = sorted(p.name for p in out.iterdir() if p.name != LOCK)
         if others:
-            raise ValueError(f"{out} holds other files ({', '.join(others[:3])}); choose an empty or new folder")
+            raise InvalidArgument(f"{out} holds other files ({', '.join(others[:3])}); choose an empty or new folder")
         save_json(path, config)
     return out
 
@@ -109,7 +155,12 @@ def lock(out_dir):
     """Owns ``out_dir`` for the duration: a second run into the same folder is refused while this one lives.
 
     The lock is a file created exclusively; one left by a process that no longer
-    exists is taken over.
+    exists (or empty: its owner died creating it) is taken over; a ``.lock``
+    that is not a process number is not ours and is left alone (refused).
+    Inside the block, :func:`run_pieces` into the same folder uses this lock
+    instead of taking its own, so a caller can own the folder for longer than
+    the computation (the command line holds it while it writes meta.json, the
+    CSV and the figures).
     """
     path = Path(out_dir) / LOCK
     for _ in range(2):
@@ -118,21 +169,34 @@ def lock(out_dir):
             break
         except FileExistsError:
             try:
-                pid = int(path.read_text() or 0)
-            except (OSError, ValueError):
-                pid = 0
+                text = path.read_text().strip()
+            except OSError:
+                text = ""
+            if text and not text.isdigit():
+                raise InvalidArgument(f"{path} is not a jaxdescent lock; choose another folder") from None
+            pid = int(text or 0)
             if pid and _alive(pid):
-                raise ValueError(f"{out_dir} is in use by process {pid}; wait for it or choose another folder") \
+                raise InvalidArgument(f"{out_dir} is in use by process {pid}; wait for it or choose another folder") \
                     from None
             path.unlink(missing_ok=True)  # stale: its owner is gone
     else:
-        raise ValueError(f"cannot lock {out_dir}")
+        raise InvalidArgument(f"cannot lock {out_dir}")
     with os.fdopen(fd, "w") as f:
         f.write(str(os.getpid()))
+    token = _held.set(_held.get() | {path.resolve()})
     try:
         yield Path(out_dir)
     finally:
+        _held.reset(token)
         path.unlink(missing_ok=True)
+
+
+_held: contextvars.ContextVar = contextvars.ContextVar("jaxdescent_held_locks", default=frozenset())
+
+
+def _holding(out_dir) -> bool:
+    """Whether this thread of control holds ``out_dir``'s lock (see :func:`lock`)."""
+    return (Path(out_dir) / LOCK).resolve() in _held.get()
 
 
 def _alive(pid: int) -> bool:
@@ -197,8 +261,9 @@ def run_pieces(
     """
     lead = tuple(grid_shape or (num_runs,))
     identity = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
-    out = prepare(out_dir, config)
-    with lock(out):
+    out = folder(out_dir)
+    with contextlib.nullcontext() if _holding(out) else lock(out):  # owned before config.json is read or written
+        prepare(out, config)
         done = _valid_piece(out / "results.npz", identity, 0, num_runs, fields, extra or (), lead) \
             if (out / "results.npz").exists() else None
         if done is not None:
@@ -222,6 +287,16 @@ def run_pieces(
     return arrays
 
 
+def save_text(path, text: str) -> None:
+    """Writes ``text`` (UTF-8) to ``path`` atomically."""
+    _atomic_write(Path(path), lambda f: f.write(text.encode()))
+
+
+def save_figure(path, fig, **savefig_kwargs) -> None:
+    """Writes a matplotlib figure to ``path`` atomically (the format from the suffix, e.g. ``.png``)."""
+    _atomic_write(Path(path), lambda f: fig.savefig(f, format=Path(path).suffix.lstrip("."), **savefig_kwargs))
+
+
 def save(out_dir, arrays: dict, meta: dict) -> None:
     """Writes ``DIR/results.npz`` and ``DIR/meta.json``, each atomically."""
     out = Path(out_dir)
@@ -243,8 +318,13 @@ def load(out_dir) -> Results:
     """
     out = Path(out_dir)
     meta_path = out / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    return Results(load_arrays(out / "results.npz"), meta)
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{meta_path} is missing: {out} holds no finished command's results (rerun the "
+                                "command to finish it; for out= of the library, use load_arrays(DIR/results.npz))")
+    if meta_path.stat().st_size > MAX_META_BYTES:
+        raise InvalidArgument(f"{meta_path} is {meta_path.stat().st_size:,} bytes, more than {MAX_META_BYTES:,}: "
+                              "not a jaxdescent meta.json")
+    return Results(load_arrays(out / "results.npz"), json.loads(meta_path.read_text()))
 
 
 def write_csv(path, columns: Callable[[slice], dict], num_runs: int, *, block: int = 1 << 16) -> None:

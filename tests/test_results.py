@@ -19,6 +19,7 @@ def test_save_load_roundtrip(tmp_path):
 
 def test_load_never_unpickles(tmp_path):
     np.savez(tmp_path / "results.npz", evil=np.array([object()], dtype=object))
+    results.save_json(tmp_path / "meta.json", {})
     with pytest.raises(ValueError, match="pickle"):
         results.load(tmp_path).arrays["evil"]
 
@@ -113,3 +114,100 @@ def test_csv_one_row_per_run_streamed_in_blocks(tmp_path):
     assert lines[0] == "learning_rate,w0_0,w0_1,final_loss,diverged_step"
     assert lines[1:3] == ["0.1,1.0,2.0,0.0,-1", "0.1,3.0,4.0,1.0,2"]
     assert lines[6] == "0.2,5.0,6.0,5.0,-1" and len(lines) == 7
+
+
+def test_load_names_a_missing_meta_json_and_refuses_absurd_sizes(tmp_path):
+    results.save_arrays(tmp_path / "results.npz", {"x": np.zeros(1000)})
+    with pytest.raises(FileNotFoundError, match="meta.json is missing"):
+        results.load(tmp_path)
+    with pytest.raises(ValueError, match="kB of arrays"):
+        results.load_arrays(tmp_path / "results.npz", max_bytes=100)
+    (tmp_path / "meta.json").write_bytes(b" " * (results.MAX_META_BYTES + 1))
+    with pytest.raises(ValueError, match="not a jaxdescent meta.json"):
+        results.load(tmp_path)
+
+
+def test_a_declared_huge_array_is_refused_before_reading(tmp_path):
+    """A zip bomb: a compressed .npz whose arrays would fill the memory; the index gives it away."""
+    np.savez_compressed(tmp_path / "results.npz", x=np.zeros(10_000_000, np.uint8))
+    assert (tmp_path / "results.npz").stat().st_size < 100_000
+    with pytest.raises(ValueError, match="10.0 MB of arrays"):
+        results.load_arrays(tmp_path / "results.npz", max_bytes=1_000_000)
+
+
+def test_writes_replace_a_planted_symlink_never_follow_it(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "results.npz").symlink_to(victim)
+    (out / "meta.json").symlink_to(victim)
+    results.save(out, {"x": np.ones(2)}, {"a": 1})
+    assert victim.read_text() == "precious"
+    assert not (out / "results.npz").is_symlink() and results.load(out).meta == {"a": 1}
+
+
+def test_run_pieces_owns_the_folder_before_it_reads_or_writes_config(tmp_path):
+    """Two runs racing into one folder: the second is refused by the lock, not by a check-then-write on config.json."""
+    import threading
+
+    out = tmp_path / "o"
+    errors = []
+
+    def other_run():  # another thread: it does not share this one's lock
+        try:
+            results.run_pieces(out, {"grid": "other"}, 2, 2, FIELDS, lambda a, b: {"x": np.zeros((b - a, 3))})
+        except ValueError as e:
+            errors.append(str(e))
+
+    out.mkdir()
+    with results.lock(out):
+        thread = threading.Thread(target=other_run)
+        thread.start()
+        thread.join()
+        assert not (out / "config.json").exists()  # refused before it wrote anything
+        # the owner itself runs inside its lock (the command line holds it while it writes meta.json and figures)
+        got = results.run_pieces(out, {"grid": "mine"}, 2, 2, FIELDS, lambda a, b: {"x": np.ones((b - a, 3))})
+        assert (out / ".lock").exists()
+    assert len(errors) == 1 and "in use by process" in errors[0]
+    np.testing.assert_array_equal(got["x"], np.ones((2, 3)))
+    assert not (out / ".lock").exists()
+
+
+def test_a_foreign_lock_file_is_not_removed(tmp_path):
+    (tmp_path / ".lock").write_text("my notes")
+    with pytest.raises(ValueError, match="not a jaxdescent lock"):
+        with results.lock(tmp_path):
+            pass
+    assert (tmp_path / ".lock").read_text() == "my notes"
+    (tmp_path / ".lock").write_text("")  # its owner died between creating and writing it: stale
+    with results.lock(tmp_path):
+        pass
+
+
+def test_refusals_are_invalid_argument_errors(tmp_path):
+    from jaxdescent._validate import InvalidArgument
+
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(InvalidArgument):
+        results.prepare(tmp_path, {"a": 1})
+    with pytest.raises(InvalidArgument):
+        results.folder(" ")
+
+
+def test_csv_blocks_cost_memory_of_the_block_not_of_the_grid():
+    """--csv streams: building the columns of a few rows must not allocate anything of the whole grid's size."""
+    import tracemalloc
+
+    from jaxdescent import Coords
+    from jaxdescent._engine import columns
+
+    coords = Coords([("learning_rate", np.linspace(0.1, 1, 1000)), ("w0", np.linspace(-2, 2, 10_000))])
+    arrays = {"final_loss": np.zeros((1000, 10_000), np.float32)}  # 10^7 runs, 40 MB, allocated before
+    tracemalloc.start()
+    cols = columns(coords, arrays, slice(5_000_000, 5_000_010))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1_000_000, peak  # it was 80 MB: an index of every run, for every block
+    np.testing.assert_array_equal(cols["w0"], np.linspace(-2, 2, 10_000)[:10])
+    np.testing.assert_array_equal(cols["learning_rate"], np.full(10, np.linspace(0.1, 1, 1000)[500]))
