@@ -197,7 +197,12 @@ def _check_settings(num_steps, optimizer, hyperparams, record_every, divergence_
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     for name, value in (("divergence_bound", divergence_bound), ("grad_tol", grad_tol)):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value > 0:
-            raise ValueError(f"{name} must be a number > 0 (inf allowed), got {value!r}")
+            raise _validate.InvalidArgument(f"{name} must be a number > 0 (inf allowed), got {value!r}")
+    tiny = np.finfo(jax.dtypes.canonicalize_dtype(float)).tiny
+    if grad_tol ** 2 < tiny:  # the test is |grad|² < grad_tol² in the runs' float: 0 there would never hold
+        raise _validate.InvalidArgument(
+            f"grad_tol={grad_tol!r} squared underflows the runs' float (use grad_tol >= {np.sqrt(tiny):.3g}, or "
+            "float64)")
     return num_steps, record_every, float(divergence_bound), float(grad_tol), chunk_size
 
 

@@ -32,20 +32,50 @@ def num_steps(value, name: str = "num_steps") -> int:
     return int(value)
 
 
-def learning_rate(value, name: str = "learning_rate", *, allow_empty: bool = False) -> None:
-    """Raises unless every learning rate is finite and > 0 (traced values pass)."""
-    if is_traced(value):
-        return
+def _real(value, name):
+    """``value`` as a float64 array, refusing booleans, complex numbers and non-numbers (the caller's mistake)."""
+    a = np.asarray(value) if not isinstance(value, (list, tuple)) or value else np.zeros(0)
+    if a.dtype == bool or any(isinstance(v, (bool, np.bool_)) for v in np.ravel(a) if a.dtype == object):
+        raise InvalidArgument(f"{name} must be a number, not a boolean: got {value!r}")
+    if np.issubdtype(a.dtype, np.complexfloating):
+        raise InvalidArgument(f"{name} must be real, got the complex {a.ravel()[:3].tolist()}")
     try:
-        a = np.asarray(value, dtype=np.float64)
+        return a.astype(np.float64)
     except (TypeError, ValueError):
         raise InvalidArgument(f"{name} must be a number or an array of numbers, got {value!r}") from None
+
+
+def learning_rate(value, name: str = "learning_rate", *, allow_empty: bool = False, dtype=None) -> None:
+    """Raises unless every learning rate is finite and > 0, also once cast to ``dtype`` (the run's float).
+
+    Traced values pass: inside the run, :func:`jaxdescent.descent.make_optimizer`
+    turns a traced learning rate that is not finite and > 0 into NaN, so such a
+    run's iterates are NaN, never a plausible trajectory.
+    """
+    if is_traced(value):
+        return
+    a = _real(value, name)
     if a.size == 0 and not allow_empty:
         raise InvalidArgument(f"{name} is empty")
     if not np.all(np.isfinite(a)):
         raise InvalidArgument(f"{name} must be finite, got {a[~np.isfinite(a)].ravel()[:3].tolist()}")
     if np.any(a <= 0):
         raise InvalidArgument(f"{name} must be > 0, got {a[a <= 0].ravel()[:3].tolist()}")
+    representable(a, name, dtype)
+
+
+def representable(a, name: str, dtype=None) -> None:
+    """Raises if a nonzero finite value becomes 0 or inf in ``dtype`` (default: JAX's default float)."""
+    dtype = np.dtype(dtype or jax.dtypes.canonicalize_dtype(float))
+    with np.errstate(over="ignore", under="ignore"):
+        cast = np.asarray(a, np.float64).astype(dtype)
+    lost = (np.isinf(cast) & np.isfinite(a)) | ((cast == 0) & (np.asarray(a) != 0))
+    if np.any(lost):
+        bad = np.asarray(a)[lost].ravel()[:3].tolist()
+        raise InvalidArgument(
+            f"{name} {bad} cannot be represented in {dtype} (the runs' float: it becomes 0 or inf there); "
+            f"use values within [{np.finfo(dtype).tiny:.3g}, {np.finfo(dtype).max:.3g}] or float64 "
+            "(jax.config.update('jax_enable_x64', True) and float64 start points)")
 
 
 def finite_tree(tree, name: str) -> None:
@@ -64,6 +94,8 @@ def finite_tree(tree, name: str) -> None:
             raise InvalidArgument(f"{name} must hold real numbers, got dtype {a.dtype}")
         if not np.all(np.isfinite(a)):
             raise InvalidArgument(f"{name} must be finite, found NaN or inf")
+        if np.issubdtype(a.dtype, np.floating) and a.dtype.itemsize > 4 or np.issubdtype(a.dtype, np.integer):
+            representable(a, name)  # a float64 or integer start is cast to the default float
 
 
 def scalar_loss(loss_fn, w, name: str = "loss_fn") -> None:

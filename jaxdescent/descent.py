@@ -61,8 +61,12 @@ def make_optimizer(optimizer: Optional[OptimizerFactory], learning_rate: ArrayLi
 
     Called inside the traced run, so α and the hyperparameters are traced
     values and new values reuse the compilation. ``optax.sgd`` with no
-    momentum is the lecture's rule w := w − α·∇ (bit for bit).
+    momentum is the lecture's rule w := w − α·∇ (bit for bit). A traced
+    α that is not finite and > 0 (no check can see it) becomes NaN, so the
+    run's iterates are NaN rather than a plausible wrong trajectory.
     """
+    if _validate.is_traced(learning_rate):  # unchecked: an invalid value makes the run NaN, never plausible
+        learning_rate = jnp.where((learning_rate > 0) & jnp.isfinite(learning_rate), learning_rate, jnp.nan)
     return (optax.sgd if optimizer is None else optimizer)(learning_rate=learning_rate, **(hyperparams or {}))
 
 

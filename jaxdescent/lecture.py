@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdescent import datasets, network
+from jaxdescent._compat import enable_x64
 from jaxdescent.descent import gradient_descent
 from jaxdescent.losses import bowl, quadratic, sextic
 from jaxdescent.search import grid_search, stationary_point
@@ -109,7 +110,7 @@ def reproduce() -> list[Row]:
       0.75
     """
     a = _numbers(jnp.float32)
-    with jax.enable_x64(True):
+    with enable_x64(True):
         b = _numbers(jnp.float64)
 
     def row(quantity, key, lecture, decimals, note=""):

@@ -29,7 +29,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax import lax
 from jax.typing import ArrayLike
 
 from jaxdescent import _engine, _validate
@@ -361,7 +360,7 @@ def _train_one(key, x, y, slope, *, tx, **settings):
     return _fit(key, x, y, slope, tx.value, **settings)
 
 
-def _check_training(x, y, *, n_hidden, num_steps, ste, slope):
+def _check_training(x, y, *, n_hidden, num_steps, ste, slope, stop_when_solved=False):
     _check_ste(ste)
     _check_slope(slope)
     n_hidden = _positive_int(n_hidden, "n_hidden")
@@ -374,6 +373,12 @@ def _check_training(x, y, *, n_hidden, num_steps, ste, slope):
     _check_targets(x, y)
     if np.shape(y)[1] < 1:
         raise ValueError(f"y must have at least one output column, got shape {np.shape(y)}")
+    if not _validate.is_traced(y) and not np.all((np.asarray(y) == 0) | (np.asarray(y) == 1)):
+        raise _validate.InvalidArgument(
+            f"y must hold 0/1 targets (one-hot for classes): the step network outputs 0 or 1, and 'solved' "
+            f"means every output equals its target; got values {np.unique(np.asarray(y))[:5].tolist()}")
+    if not isinstance(stop_when_solved, (bool, np.bool_)):
+        raise _validate.InvalidArgument(f"stop_when_solved must be True or False, got {stop_when_solved!r}")
     x = _as_float(x)
     return x, _as_float(y).astype(x.dtype), n_hidden, num_steps
 
@@ -429,7 +434,8 @@ def train(
     """
     if not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(f"optimizer must be an optax.GradientTransformation such as optax.adam(1e-2), got {optimizer!r}")
-    x, y, n_hidden, num_steps = _check_training(x, y, n_hidden=n_hidden, num_steps=num_steps, ste=ste, slope=slope)
+    x, y, n_hidden, num_steps = _check_training(x, y, n_hidden=n_hidden, num_steps=num_steps, ste=ste, slope=slope,
+                                                stop_when_solved=stop_when_solved)
     return _train_one(key, x, y, jnp.asarray(slope, x.dtype), tx=Static(optimizer), n_hidden=n_hidden,
                       num_steps=num_steps, ste=ste, stop_when_solved=bool(stop_when_solved))
 
@@ -521,7 +527,8 @@ def train_many(
         raise ValueError(f"keys must be a 1-D batch of keys such as jax.random.split(key, n), got shape {np.shape(keys)}")
     if not jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
         keys = jax.random.wrap_key_data(keys)
-    x, y, n_hidden, num_steps = _check_training(x, y, n_hidden=n_hidden, num_steps=num_steps, ste=ste, slope=slope)
+    x, y, n_hidden, num_steps = _check_training(x, y, n_hidden=n_hidden, num_steps=num_steps, ste=ste, slope=slope,
+                                                stop_when_solved=stop_when_solved)
     if chunk_size is None:
         chunk_size = _auto_chunk(x.shape[0], n_hidden)
     chunk_size = _positive_int(chunk_size, "chunk_size")

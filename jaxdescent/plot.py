@@ -185,13 +185,11 @@ def lecture_figures() -> dict:
     """The lecture's pictures, computed afresh: name → Figure (what ``jaxdescent reproduce --out`` writes)."""
     import jax
     import jax.numpy as jnp
-    import optax
 
-    from jaxdescent import datasets, network
+    from jaxdescent import datasets, network, sweep
     from jaxdescent.descent import gradient_descent
     from jaxdescent.losses import bowl, sextic, sextic_hessian
     from jaxdescent.search import stationary_point
-    from jaxdescent import sweep
 
     w_star, f_star = stationary_point(sextic, 1.0)
     runs = {f"α = {a:g}": gradient_descent(sextic, 1.9, learning_rate=a, num_steps=10_000) for a in (1, 0.1, 0.01, 0.001)}

@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
-from jax.typing import ArrayLike
 
 from jaxdescent import _validate
 from jaxdescent.descent import as_params

@@ -33,13 +33,23 @@ def count_compilations() -> Iterator[Compilations]:
       2
     """
     counter = Compilations()
-
-    def listener(name, duration, **kwargs):
-        if name == _COMPILE_EVENT:
-            counter.count += 1
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
+    if not _active and not _registered:
+        # One listener for the life of the process: jax.monitoring has no public way to remove one on
+        # every supported JAX (unregister_event_duration_listener came later than the floor).
+        jax.monitoring.register_event_duration_secs_listener(_listener)
+        _registered.append(True)
+    _active.append(counter)
     try:
         yield counter
     finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
+        _active.remove(counter)
+
+
+_active: list = []
+_registered: list = []
+
+
+def _listener(name, duration, **kwargs):
+    if name == _COMPILE_EVENT:
+        for counter in _active:
+            counter.count += 1

@@ -8,6 +8,7 @@ import optax
 import pytest
 
 from jaxdescent import gradient_descent
+from jaxdescent._compat import enable_x64
 from jaxdescent.losses import bowl, sextic, sextic_grad
 
 
@@ -27,7 +28,7 @@ def test_matches_python_loop(learning_rate):
     chex.assert_shape([path.w, path.loss, path.grad], (201,))
     np.testing.assert_allclose(path.w, python_loop(1.9, learning_rate, 200), rtol=2e-5, atol=1e-6)
     np.testing.assert_allclose(path.grad, sextic_grad(path.w), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(path.loss, sextic(path.w), rtol=1e-6)
+    np.testing.assert_allclose(path.loss, sextic(path.w), rtol=1e-5)  # float32, a few ulps: FMA contraction varies with the XLA version
 
 
 def test_blow_up_is_a_result_in_float32():
@@ -40,7 +41,7 @@ def test_blow_up_is_a_result_in_float32():
 
 
 def test_float64_follows_the_input():
-    with jax.enable_x64(True):
+    with enable_x64(True):
         path = gradient_descent(sextic, jnp.float64(1.9), learning_rate=1.0, num_steps=3)
         assert path.w.dtype == jnp.float64
         assert float(path.w[2]) == pytest.approx(7_573_954.9049, abs=1e-3)

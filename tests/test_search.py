@@ -1,9 +1,10 @@
-import jax
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxdescent import grid_search, stationary_point
+from jaxdescent._compat import enable_x64
 from jaxdescent.losses import bowl, himmelblau, quadratic, sextic, sextic_grad
 from jaxdescent.search import grid
 
@@ -30,7 +31,7 @@ def test_grid_search_matches_numpy_brute_force():
 
 
 def test_newton_solves_the_lectures_question_mark():
-    with jax.enable_x64(True):
+    with enable_x64(True):
         w, loss = stationary_point(sextic, jnp.float64(1.0))
         assert float(w) == pytest.approx(0.754878, abs=1e-6)
         assert float(loss) == pytest.approx(-0.439118, abs=1e-6)

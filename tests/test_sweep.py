@@ -11,9 +11,8 @@ import numpy as np
 import optax
 import pytest
 
-from jaxdescent import gradient_descent
+from jaxdescent import SweepResult, gradient_descent, grid_pairs, sweep, sweep_pairs
 from jaxdescent.losses import bowl, sextic
-from jaxdescent import SweepResult, grid_pairs, sweep, sweep_pairs
 
 LEARNING_RATES = np.array([1e-3, 1e-2, 0.1, 0.3, 1.0, 2.0], np.float32)  # the last rows diverge
 STARTS = np.linspace(-2, 2, 9, dtype=np.float32)

@@ -8,8 +8,8 @@ import textwrap
 
 import numpy as np
 
-from jaxdescent.losses import sextic
 from jaxdescent import sweep
+from jaxdescent.losses import sextic
 
 WORKER = textwrap.dedent("""
     import sys
