@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
@@ -17,14 +18,22 @@ def script(name, *args):
     return proc.stdout
 
 
-def test_bifurcation_finds_the_predicted_period_doubling_and_the_escape(tmp_path):
-    out = script("bifurcation.py", "--out", str(tmp_path), "--num-learning-rates", "600", "--num-steps", "20000")
-    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in out.splitlines() if line.startswith("| ")}
-    predicted = float(rows["2/f″(w*) (linear stability)"])
+def test_bifurcation_quick(tmp_path):
+    out = script("bifurcation.py", "--out", str(tmp_path), "--quick")
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in out.splitlines() if line.startswith("| ")}
+    predicted = float(rows["2/f″(w*) (linear stability)"][0])
     assert predicted == pytest.approx(0.7623, abs=1e-4)
-    assert abs(float(rows["first α with period 2 (measured)"]) - predicted) < 2e-3
-    assert 1.0 < float(rows["first α that escapes to inf/nan"]) < 1.1
+    assert abs(float(rows["first α with period 2 (measured)"][0]) - predicted) < 3e-3
+    assert 1.0 < float(rows["first α that escapes to inf/nan"][0]) < 1.1
+    assert rows["first α with no period (chaos)"][0].strip() == "nan"
+    # the double well: onsets at 1 and √5 − 1, then ratios of gaps heading for Feigenbaum's δ
+    assert float(rows["2"][2]) == pytest.approx(1.0, abs=1e-4)
+    assert float(rows["4"][2]) == pytest.approx(np.sqrt(5) - 1, abs=1e-4)
+    assert float(rows["16"][5]) == pytest.approx(4.669, abs=0.15)
+    assert float(rows["escape (bisected; predicted α = 2: 4(1 + α)³ = 27(2 + α))"][0]) == pytest.approx(2.0, abs=1e-3)
+    assert 1.44 < float(rows["period-3 window opens (bisected; tangent bifurcation)"][0]) < 1.46
     assert (tmp_path / "bifurcation.png").stat().st_size > 10_000
+    assert (tmp_path / "bifurcation.md").read_text() in out
 
 
 def test_stability_quick(tmp_path):

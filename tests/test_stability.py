@@ -203,6 +203,19 @@ def test_double_well_flips_to_period_two_at_two_over_f_second():
         assert pair[1] - pair[0] > 1e-2
 
 
+def test_double_well_period_four_at_the_two_cycles_flip():
+    # the 2-cycle {a, b}: a + b = √((3 + α)/α), ab = 1/α, multiplier 9 − 2(1 + α)² = −1 at α = √5 − 1
+    well = lambda w: (w**2 - 1) ** 2 / 4
+    flip = np.sqrt(5) - 1
+    out = bifurcation(well, 1.1, np.array([0.99 * flip, 1.01 * flip]), num_steps=20_000, keep=300)
+    assert out.period.tolist() == [2, 4]
+    a, b = np.asarray(out.tail[0, -2:])
+    alpha = 0.99 * flip
+    assert a + b == pytest.approx(np.sqrt((3 + alpha) / alpha), rel=1e-5) and a * b == pytest.approx(1 / alpha, rel=1e-5)
+    # over the 2-cycle the exponent is ½·log|9 − 2(1 + α)²|
+    assert float(out.lyapunov[0]) == pytest.approx(0.5 * np.log(abs(9 - 2 * (1 + alpha) ** 2)), rel=1e-3)
+
+
 def test_double_well_cascade_and_chaos():
     well = lambda w: (w**2 - 1) ** 2 / 4
     out = bifurcation(well, 1.1, np.array([1.2, 1.27, 1.295, 1.5, 1.4506, 2.1]), num_steps=5000, keep=300)
