@@ -71,3 +71,37 @@ def test_hyperparameter_sweep_quick(tmp_path):
         median, low, high, train = (float(v) for v in r[3:7])
         assert 0 <= low <= median <= high <= 1 and 0 <= train <= 1
     assert "8 runs" in out and "one sweep_fn call" in out
+
+
+def table_rows(text):
+    return [[cell.strip() for cell in line.split("|")[1:-1]] for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith("|---")]
+
+
+def test_edge_of_stability_quick(tmp_path):
+    out = script("edge_of_stability.py", "--out", str(tmp_path), "--quick")
+    rows = {(r[0], r[1]): r for r in table_rows(out) if r[1] and r[0] != "optimizer"}
+    for eta in ("0.2", "0.3"):  # the sharpness reached 2/η and hovers there; the loss falls, not monotonically
+        _, _, threshold, reached, ratio, loss, rose = rows[("gd", eta)]
+        assert float(threshold) == pytest.approx(2 / float(eta), rel=1e-2)
+        assert int(reached) < 300 and 0.95 < float(ratio.split()[0]) < 1.1
+        start, end = (float(x) for x in loss.split("→"))
+        assert end < start / 2 and float(rose.rstrip("%")) > 10
+    assert float(rows[("momentum β = 0.9", "0.3")][2]) == pytest.approx(3.8 / 0.3, rel=1e-2)
+    assert (tmp_path / "edge_of_stability.png").stat().st_size > 10_000
+    assert (tmp_path / "edge_of_stability.md").read_text() in out
+
+
+def test_quadratics_quick(tmp_path):
+    out = script("quadratics.py", "--out", str(tmp_path), "--quick")
+    rows = [r for r in table_rows(out) if r[0] != "κ"]
+    assert [r[0] for r in rows] == ["10", "100"]
+    for kappa, edge, bracket, crit, best, best_measured, theory, rate in rows:
+        low, high = (float(x) for x in bracket.split("–"))
+        assert low < float(edge) < high and high - low < 1.1e-3 * float(edge)
+        assert float(crit) == pytest.approx(float(edge), rel=1e-4)
+        grid_step = float(best_measured.split("grid step ")[1].rstrip(")"))
+        assert abs(float(best_measured.split()[0]) - float(best)) <= grid_step
+        assert float(theory) == pytest.approx((float(kappa) - 1) / (float(kappa) + 1), rel=1e-5)
+        assert float(rate) == pytest.approx(float(theory), abs=1e-5)
+    assert (tmp_path / "quadratics.png").stat().st_size > 10_000
