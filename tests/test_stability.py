@@ -267,3 +267,16 @@ def test_bifurcation_bad_input_names_the_argument(kwargs, error, name):
     args = dict(loss_fn=sextic, w0=0.5, learning_rates=np.array([0.1, 0.2]), num_steps=100, keep=10) | kwargs
     with pytest.raises(error, match=name):
         bifurcation(args.pop("loss_fn"), args.pop("w0"), args.pop("learning_rates"), **args)
+
+
+def test_the_readme_example_prints_what_it_says(capsys):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Stability"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    expected = [line.split("# ")[-1].strip() for line in code.splitlines() if line.startswith("print(")]
+    assert printed == expected
