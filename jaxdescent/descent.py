@@ -143,7 +143,9 @@ def descend(value_and_grad, w0, tx, *, num_steps, watch=None, watch_state=None, 
         carry = lax.fori_loop(0, num_steps, lambda t, c: step(t, c)[0], carry)
         return carry[0], carry[2], None
 
-    keep_record = record if record_state is not None else (lambda w, loss, aux, grad, s: (record(w, loss, aux, grad), s))
+    keep_record = record
+    if record_state is None:
+        keep_record = lambda w, loss, aux, grad, s: (record(w, loss, aux, grad), s)  # noqa: E731
     num_blocks = num_steps // record_every
 
     def block(carry, b):  # the record is of the iterate before its update

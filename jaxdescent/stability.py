@@ -221,14 +221,17 @@ class Bifurcation(NamedTuple):
     Attributes:
       period: int32, per learning rate: the smallest period p >= 1 of the tail
         (1: a fixed point, 2: a 2-cycle, …); 0 when none is found (chaos, or a
-        period longer than the search, or an orbit still converging); −1 when
-        the run escaped (an iterate became inf/nan or some ``|w_i|`` exceeded
-        ``divergence_bound``).
+        period longer than the search, or an orbit still converging, or a
+        cycle with a positive exponent: a chaotic orbit that rounding closed
+        on itself); −1 when the run escaped (an iterate became inf/nan or some
+        ``|w_i|`` exceeded ``divergence_bound``, at any step).
       lyapunov: the largest Lyapunov exponent over the tail, the mean of
         log‖J_t v_t‖ with J_t = I − α∇²f(w_t) and v_t the renormalised tangent
-        vector (NaN for an escaped run). Negative: the orbit attracts; 0 at a
-        bifurcation; positive: chaos. For a quadratic with curvature λ it is
-        log|1 − αλ|.
+        vector (carried from iterate 0, so it points along the most unstable
+        direction by then); over the tail's last whole cycles when a period
+        is found, so that a p-cycle gives (1/p)·log|its multiplier|. NaN for
+        an escaped run. Negative: the orbit attracts; 0 at a bifurcation;
+        positive: chaos. For a quadratic with curvature λ it is log|1 − αλ|.
       tail: the last ``keep`` iterates, shaped ``(n_lr, keep, ...)`` like ``w0``
         (a pytree for a pytree ``w0``): iterates ``num_steps − keep + 1 … num_steps``.
       coords: the labels (``learning_rate``), as for :func:`jaxdescent.sweep_fn`.
@@ -312,7 +315,7 @@ def _orbit(hp, key, w0, *, loss_fn, num_steps, keep, max_period, rtol, atol, div
 
 
 def _number(value, name, *, positive):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value) and value != np.inf:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or np.isnan(value):
         raise ValueError(f"{name} must be a number, got {value!r}")
     if (value <= 0) if positive else (value < 0):
         raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
