@@ -241,6 +241,14 @@ def test_pytree_start_and_labels():
     assert list(df.columns) == ["learning_rate", "period", "lyapunov"] and df["period"].tolist() == [1, 1, -1]
 
 
+def test_bifurcation_composes_with_jit_and_vmap():
+    well = lambda w: (w**2 - 1) ** 2 / 4
+    periods = jax.jit(lambda lrs: bifurcation(well, 1.1, lrs, num_steps=300, keep=30).period)
+    assert periods(jnp.array([0.9, 1.1, 2.5])).tolist() == [1, 2, -1]
+    over_starts = jax.vmap(lambda w0: bifurcation(well, w0, np.array([0.9, 1.1]), num_steps=300, keep=30).tail[:, -1])
+    np.testing.assert_allclose(over_starts(jnp.array([1.1, -1.1]))[0], -over_starts(jnp.array([1.1, -1.1]))[1])
+
+
 def test_new_learning_rates_reuse_the_compilation():
     well = lambda w: (w**2 - 1) ** 2 / 4
     bifurcation(well, 1.1, np.linspace(0.5, 1.5, 16), num_steps=100, keep=10)
