@@ -25,9 +25,12 @@ from jaxdescent._sweep import use_fast_cpu_flags as use_fast_cpu_flags
 from jaxdescent.descent import Trajectory as Trajectory
 from jaxdescent.descent import gradient_descent as gradient_descent
 from jaxdescent.search import Point as Point
-from jaxdescent.search import critical_learning_rate as critical_learning_rate
 from jaxdescent.search import grid_search as grid_search
 from jaxdescent.search import stationary_point as stationary_point
+from jaxdescent.stability import Bifurcation as Bifurcation
+from jaxdescent.stability import bifurcation as bifurcation
+from jaxdescent.stability import critical_learning_rate as critical_learning_rate
+from jaxdescent.stability import sharpness as sharpness
 from jaxdescent.testing import count_compilations as count_compilations
 
 try:
@@ -36,6 +39,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.2.0"
 
 __all__ = [
+    "Bifurcation",
     "Coords",
     "LogUniform",
     "Point",
@@ -43,6 +47,7 @@ __all__ = [
     "SweepResult",
     "Trajectory",
     "Uniform",
+    "bifurcation",
     "count_compilations",
     "critical_learning_rate",
     "datasets",
@@ -53,6 +58,7 @@ __all__ = [
     "losses",
     "network",
     "sample",
+    "sharpness",
     "stationary_point",
     "sweep",
     "sweep_fn",

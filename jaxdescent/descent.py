@@ -3,6 +3,7 @@
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -13,22 +14,41 @@ from jaxdescent import _validate
 from jaxdescent._engine import Static
 
 OptimizerFactory = Callable[..., optax.GradientTransformation]
+SHARPNESS_ITERATIONS = 20  # Lanczos steps per record with track_sharpness (warm-started)
 
 
 class Trajectory(NamedTuple):
-    """A whole run; every field has a leading axis of length ``num_steps + 1``.
+    """A whole run, or every k-th iterate of it; every field has one entry per recorded iterate.
 
-    Index 0 is the start ``w0``; index t is the iterate after t updates.
+    Index 0 is the start ``w0``. With ``record_every=1`` (the default) index t
+    is the iterate after t updates (``num_steps + 1`` entries); with
+    ``record_every=k`` the entries are iterates 0, k, 2k, …, ⌊n/k⌋·k and then
+    n = ``num_steps`` itself when k does not divide n (see :func:`recorded_steps`).
 
     Attributes:
       w: the iterates (a pytree shaped like ``w0``, stacked).
       loss: ``loss_fn`` at each iterate.
       grad: the gradient at each iterate (shaped like ``w``).
+      sharpness: ``None``, or with ``track_sharpness=True`` the top Hessian
+        eigenvalue at each recorded iterate (:func:`jaxdescent.sharpness`).
     """
 
     w: Any
     loss: jax.Array
     grad: Any
+    sharpness: Optional[jax.Array] = None
+
+
+def recorded_steps(num_steps: int, record_every: int = 1) -> np.ndarray:
+    """The iterate indices a :class:`Trajectory` holds: 0, k, 2k, …, and ``num_steps`` (always last).
+
+    Examples:
+      >>> from jaxdescent.descent import recorded_steps
+      >>> recorded_steps(10, 4).tolist(), recorded_steps(8, 4).tolist()
+      ([0, 4, 8, 10], [0, 4, 8])
+    """
+    steps = np.arange(0, num_steps + 1, record_every)
+    return steps if steps[-1] == num_steps else np.append(steps, num_steps)
 
 
 def check_optimizer(optimizer: Optional[OptimizerFactory], hyperparams: Optional[dict] = None,
@@ -81,7 +101,7 @@ def as_params(w0) -> Any:
 
 
 def descend(value_and_grad, w0, tx, *, num_steps, watch=None, watch_state=None, record=None, record_every=1,
-            stop=None):
+            stop=None, record_state=None, record_last=False):
     """The one step loop under every run: evaluate, watch, (record,) update, ``num_steps`` times.
 
     Every user of the package (one run, a sweep, the step network, a
@@ -99,6 +119,10 @@ def descend(value_and_grad, w0, tx, *, num_steps, watch=None, watch_state=None, 
         ⌊num_steps/k⌋·k for ``k = record_every`` (stacked on a leading axis).
       stop: ``state -> bool``: from the first iterate where it holds, w and the
         optimizer state stop changing (a run that has converged, or is solved).
+      record_state: when given, ``record`` is ``(w, loss, aux, grad, state) ->
+        (pytree, state)`` and this is its first state, carried from record to
+        record (e.g. a warm start for an eigenvector).
+      record_last: also record the last iterate ``num_steps`` when k does not divide it.
 
     Returns:
       ``(w, watch_state, records)``: the last iterate, the watched state and the
@@ -123,20 +147,30 @@ def descend(value_and_grad, w0, tx, *, num_steps, watch=None, watch_state=None, 
         carry = lax.fori_loop(0, num_steps, lambda t, c: step(t, c)[0], carry)
         return carry[0], carry[2], None
 
+    keep_record = record
+    if record_state is None:
+        keep_record = lambda w, loss, aux, grad, s: (record(w, loss, aux, grad), s)  # noqa: E731
     num_blocks = num_steps // record_every
 
     def block(carry, b):  # the record is of the iterate before its update
+        carry, s = carry
         t = b * record_every
         w = carry[0]
         carry, (loss, aux, grad) = step(t, carry)
+        out, s = keep_record(w, loss, aux, grad, s)
         carry = lax.fori_loop(t + 1, t + record_every, lambda i, c: step(i, c)[0], carry)
-        return carry, record(w, loss, aux, grad)
+        return (carry, s), out
 
-    carry, records = lax.scan(block, carry, jnp.arange(num_blocks, dtype=jnp.int32))
-    (loss, aux), grad = value_and_grad(carry[0])
-    last = record(carry[0], loss, aux, grad)
-    records = jax.tree_util.tree_map(lambda h, x: jnp.concatenate([h, x[None]]), records, last)
+    def append(records, w, s):
+        (loss, aux), grad = value_and_grad(w)
+        last, s = keep_record(w, loss, aux, grad, s)
+        return jax.tree_util.tree_map(lambda h, x: jnp.concatenate([h, x[None]]), records, last), s
+
+    (carry, s), records = lax.scan(block, (carry, record_state), jnp.arange(num_blocks, dtype=jnp.int32))
+    records, s = append(records, carry[0], s)
     carry = lax.fori_loop(num_blocks * record_every, num_steps, lambda i, c: step(i, c)[0], carry)
+    if record_last and num_steps % record_every:
+        records, s = append(records, carry[0], s)
     return carry[0], carry[2], records
 
 
@@ -144,15 +178,29 @@ def _no_aux(loss_fn):
     return jax.value_and_grad(lambda w: (loss_fn(w), None), has_aux=True)
 
 
-def _trajectory(loss_fn, w0, learning_rate, *, num_steps, optimizer):
+def _trajectory(loss_fn, w0, learning_rate, *, num_steps, optimizer, record_every=1, track_sharpness=False):
+    from jaxdescent.stability import hvp_fn, lanczos  # stability imports this module
+
     loss_fn, optimizer = loss_fn.value, optimizer.value
     tx = make_optimizer(optimizer, learning_rate)
-    _, _, (w, loss, grad) = descend(_no_aux(loss_fn), w0, tx, num_steps=num_steps,
-                                    record=lambda w, loss, aux, grad: (w, loss, grad))
-    return Trajectory(w, loss, grad)
+    if not track_sharpness:
+        _, _, (w, loss, grad) = descend(_no_aux(loss_fn), w0, tx, num_steps=num_steps, record_every=record_every,
+                                        record=lambda w, loss, aux, grad: (w, loss, grad), record_last=True)
+        return Trajectory(w, loss, grad)
+
+    def record(w, loss, aux, grad, v):  # Lanczos, warm-started from the last record's top eigenvector
+        _, hvp, _ = hvp_fn(loss_fn, w)
+        top, v = lanczos(hvp, v, SHARPNESS_ITERATIONS)
+        return (w, loss, grad, top), v
+
+    flat = jax.flatten_util.ravel_pytree(w0)[0]
+    v0 = jax.random.normal(jax.random.PRNGKey(0), flat.shape, flat.dtype)
+    _, _, (w, loss, grad, top) = descend(_no_aux(loss_fn), w0, tx, num_steps=num_steps, record_every=record_every,
+                                         record=record, record_state=v0, record_last=True)
+    return Trajectory(w, loss, grad, top)
 
 
-_run = jax.jit(_trajectory, static_argnames=("loss_fn", "num_steps", "optimizer"))
+_run = jax.jit(_trajectory, static_argnames=("loss_fn", "num_steps", "optimizer", "record_every", "track_sharpness"))
 
 
 def gradient_descent(
@@ -162,6 +210,8 @@ def gradient_descent(
     learning_rate: ArrayLike,
     num_steps: int,
     optimizer: Optional[OptimizerFactory] = None,
+    record_every: int = 1,
+    track_sharpness: bool = False,
 ) -> Trajectory:
     """Runs gradient descent from ``w0`` for ``num_steps`` updates, as one compiled ``lax.scan``.
 
@@ -177,6 +227,13 @@ def gradient_descent(
       optimizer: ``None`` for the plain rule, or an optax factory such as
         ``optax.adam`` or ``functools.partial(optax.sgd, momentum=0.9)``,
         called with ``learning_rate=``.
+      record_every: k >= 1 keeps iterates 0, k, 2k, …, and ``num_steps`` (the
+        last iterate is always kept): memory O(num_steps / k), e.g. for a
+        network trained for 10⁴ steps. The run itself is the same.
+      track_sharpness: also record the top Hessian eigenvalue at each kept
+        iterate (field ``sharpness``): 20 Lanczos steps on Hessian-vector
+        products, each started from the previous record's eigenvector, so
+        close to :func:`jaxdescent.sharpness` at a fraction of its cost.
 
     Returns:
       A :class:`Trajectory`; a run that diverges holds inf/nan, it does not raise.
@@ -187,6 +244,12 @@ def gradient_descent(
       >>> path = gradient_descent(sextic, 1.9, learning_rate=0.01, num_steps=2)
       >>> [round(float(w), 4) for w in path.w]
       [1.9, 1.6434, 1.5171]
+      >>> import numpy as np
+      >>> from jaxdescent.losses import bowl
+      >>> path = gradient_descent(bowl, np.ones(2), learning_rate=0.1, num_steps=10, record_every=4,
+      ...                         track_sharpness=True)
+      >>> path.w.shape, [round(float(s), 4) for s in path.sharpness]  # iterates 0, 4, 8, 10
+      ((4, 2), [4.0, 4.0, 4.0, 4.0])
     """
     num_steps = _validate.num_steps(num_steps)
     _validate.learning_rate(learning_rate)
@@ -195,7 +258,13 @@ def gradient_descent(
             f"learning_rate must be a scalar, got shape {np.shape(learning_rate)}; "
             "use jaxdescent.sweep for many learning rates")
     check_optimizer(optimizer)
+    record_every = _validate.num_steps(record_every, "record_every")
+    if record_every < 1:
+        raise ValueError(f"record_every must be >= 1, got {record_every}")
+    if not isinstance(track_sharpness, bool):
+        raise TypeError(f"track_sharpness must be True or False, got {track_sharpness!r}")
     _validate.finite_tree(w0, "w0")
     w0 = as_params(w0)
     _validate.scalar_loss(loss_fn, w0)
-    return _run(Static(loss_fn), w0, jnp.asarray(learning_rate), num_steps=num_steps, optimizer=Static(optimizer))
+    return _run(Static(loss_fn), w0, jnp.asarray(learning_rate), num_steps=num_steps, optimizer=Static(optimizer),
+                record_every=record_every, track_sharpness=track_sharpness)

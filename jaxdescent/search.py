@@ -1,6 +1,9 @@
-"""Answers without iterating the lecture's rule: the brute-force grid, Newton's method on the gradient, and the critical learning rate 2/λ_max."""
+"""Answers without iterating the lecture's rule: the brute-force grid and Newton's method on the gradient.
 
-from typing import Any, Callable, NamedTuple, Optional
+The sharpness and the critical learning rate 2/λ_max live in :mod:`jaxdescent.stability`.
+"""
+
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -102,80 +105,3 @@ def stationary_point(loss_fn: Callable[[Any], jax.Array], w0: Any, *, num_steps:
     w0 = as_params(w0)
     _validate.scalar_loss(loss_fn, w0)
     return _run_newton(loss_fn, w0, num_steps=num_steps)
-
-
-def _power_iteration(hvp, v0, num_iterations):
-    """Largest-magnitude eigenvalue of the symmetric operator ``hvp`` (Rayleigh quotient)."""
-
-    def step(_, v):
-        hv = hvp(v)
-        return hv / jnp.linalg.norm(hv)
-
-    v = lax.fori_loop(0, num_iterations, step, v0 / jnp.linalg.norm(v0))
-    return jnp.vdot(v, hvp(v))
-
-
-def _top_eigenvalue(loss_fn, w, key, *, method, num_iterations):
-    flat, unravel = ravel_pytree(w)
-    f = lambda v: loss_fn(unravel(v))
-    if method == "dense":
-        return jnp.linalg.eigvalsh(jax.hessian(f)(flat))[-1]
-    hvp = lambda v: jax.jvp(jax.grad(f), (flat,), (v,))[1]
-    v0 = jax.random.normal(key, flat.shape, flat.dtype)
-    top = _power_iteration(hvp, v0, num_iterations)
-    # Power iteration finds the largest |λ|; if that λ is negative, shift it to zero
-    # and iterate again, so the answer is the largest (most positive) eigenvalue.
-    shift = jnp.minimum(top, 0)
-    shifted = lambda v: _power_iteration(lambda u: hvp(u) - shift * u, v0, num_iterations) + shift
-    return lax.cond(top < 0, shifted, lambda v: top, v0)
-
-
-_run_top_eigenvalue = jax.jit(_top_eigenvalue, static_argnames=("loss_fn", "method", "num_iterations"))
-
-
-def critical_learning_rate(
-    loss_fn: Callable[[Any], jax.Array],
-    w: Any,
-    *,
-    method: str = "auto",
-    num_iterations: int = 100,
-    key: Optional[jax.Array] = None,
-) -> jax.Array:
-    """2 / λ_max(∇²loss(w)): the step size above which gradient descent is unstable near ``w``.
-
-    Linearised at a minimum w*, the plain rule maps an error e to (1 − α·λ)e along
-    each Hessian eigenvector; it shrinks only if α < 2/λ for every λ. Far from w*
-    the first steps decide instead (see ``experiments/stability.py``).
-
-    Args:
-      loss_fn: a pure, twice-differentiable loss.
-      w: where to take the curvature, any pytree of arrays.
-      method: ``"dense"`` (full Hessian, ``eigvalsh``), ``"power"`` (power iteration
-        on Hessian-vector products, for large parameters) or ``"auto"``
-        (dense up to 1024 parameters).
-      num_iterations: power iterations.
-      key: the power iteration's random start (default ``PRNGKey(0)``).
-
-    Returns:
-      A scalar; ``inf`` where λ_max <= 0 (no direction of positive curvature).
-
-    Examples:
-      >>> import jax.numpy as jnp
-      >>> from jaxdescent import critical_learning_rate
-      >>> from jaxdescent.losses import bowl
-      >>> float(critical_learning_rate(bowl, jnp.array([0.0, 0.0])))
-      0.5
-    """
-    if method not in ("auto", "dense", "power"):
-        raise ValueError(f"method must be 'auto', 'dense' or 'power', got {method!r}")
-    num_iterations = _validate.num_steps(num_iterations, "num_iterations")
-    _validate.finite_tree(w, "w")
-    w = as_params(w)
-    _validate.scalar_loss(loss_fn, w)
-    if method == "auto":
-        method = "dense" if ravel_pytree(w)[0].size <= 1024 else "power"
-    key = jax.random.PRNGKey(0) if key is None else key
-    top = _run_top_eigenvalue(loss_fn, w, key, method=method, num_iterations=num_iterations)
-    if not _validate.is_traced(top) and not np.isfinite(top):
-        raise ValueError(f"loss_fn has a non-finite Hessian at w (λ_max = {float(top)}); pick another w")
-    return jnp.where(top > 0, 2 / top, jnp.inf)

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
@@ -17,14 +18,22 @@ def script(name, *args):
     return proc.stdout
 
 
-def test_bifurcation_finds_the_predicted_period_doubling_and_the_escape(tmp_path):
-    out = script("bifurcation.py", "--out", str(tmp_path), "--num-learning-rates", "600", "--num-steps", "20000")
-    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in out.splitlines() if line.startswith("| ")}
-    predicted = float(rows["2/f″(w*) (linear stability)"])
+def test_bifurcation_quick(tmp_path):
+    out = script("bifurcation.py", "--out", str(tmp_path), "--quick")
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in out.splitlines() if line.startswith("| ")}
+    predicted = float(rows["2/f″(w*) (linear stability)"][0])
     assert predicted == pytest.approx(0.7623, abs=1e-4)
-    assert abs(float(rows["first α with period 2 (measured)"]) - predicted) < 2e-3
-    assert 1.0 < float(rows["first α that escapes to inf/nan"]) < 1.1
+    assert abs(float(rows["first α with period 2 (measured)"][0]) - predicted) < 3e-3
+    assert 1.0 < float(rows["first α that escapes to inf/nan"][0]) < 1.1
+    assert rows["first α with no period (chaos)"][0].strip() == "nan"
+    # the double well: onsets at 1 and √5 − 1, then ratios of gaps heading for Feigenbaum's δ
+    assert float(rows["2"][2]) == pytest.approx(1.0, abs=1e-4)
+    assert float(rows["4"][2]) == pytest.approx(np.sqrt(5) - 1, abs=1e-4)
+    assert float(rows["16"][5]) == pytest.approx(4.669, abs=0.15)
+    assert float(rows["escape (bisected; predicted α = 2: 4(1 + α)³ = 27(2 + α))"][0]) == pytest.approx(2.0, abs=1e-3)
+    assert 1.44 < float(rows["period-3 window opens (bisected; tangent bifurcation)"][0]) < 1.46
     assert (tmp_path / "bifurcation.png").stat().st_size > 10_000
+    assert (tmp_path / "bifurcation.md").read_text() in out
 
 
 def test_stability_quick(tmp_path):
@@ -62,3 +71,37 @@ def test_hyperparameter_sweep_quick(tmp_path):
         median, low, high, train = (float(v) for v in r[3:7])
         assert 0 <= low <= median <= high <= 1 and 0 <= train <= 1
     assert "8 runs" in out and "one sweep_fn call" in out
+
+
+def table_rows(text):
+    return [[cell.strip() for cell in line.split("|")[1:-1]] for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith("|---")]
+
+
+def test_edge_of_stability_quick(tmp_path):
+    out = script("edge_of_stability.py", "--out", str(tmp_path), "--quick")
+    rows = {(r[0], r[1]): r for r in table_rows(out) if r[1] and r[0] != "optimizer"}
+    for eta in ("0.2", "0.3"):  # the sharpness reached 2/η and hovers there; the loss falls, not monotonically
+        _, _, threshold, reached, ratio, loss, rose = rows[("gd", eta)]
+        assert float(threshold) == pytest.approx(2 / float(eta), rel=1e-2)
+        assert int(reached) < 300 and 0.95 < float(ratio.split()[0]) < 1.1
+        start, end = (float(x) for x in loss.split("→"))
+        assert end < start / 2 and float(rose.rstrip("%")) > 10
+    assert float(rows[("momentum β = 0.9", "0.3")][2]) == pytest.approx(3.8 / 0.3, rel=1e-2)
+    assert (tmp_path / "edge_of_stability.png").stat().st_size > 10_000
+    assert (tmp_path / "edge_of_stability.md").read_text() in out
+
+
+def test_quadratics_quick(tmp_path):
+    out = script("quadratics.py", "--out", str(tmp_path), "--quick")
+    rows = [r for r in table_rows(out) if r[0] != "κ"]
+    assert [r[0] for r in rows] == ["10", "100"]
+    for kappa, edge, bracket, crit, best, best_measured, theory, rate in rows:
+        low, high = (float(x) for x in bracket.split("–"))
+        assert low < float(edge) < high and high - low < 1.1e-3 * float(edge)
+        assert float(crit) == pytest.approx(float(edge), rel=1e-4)
+        grid_step = float(best_measured.split("grid step ")[1].rstrip(")"))
+        assert abs(float(best_measured.split()[0]) - float(best)) <= grid_step
+        assert float(theory) == pytest.approx((float(kappa) - 1) / (float(kappa) + 1), rel=1e-5)
+        assert float(rate) == pytest.approx(float(theory), abs=1e-5)
+    assert (tmp_path / "quadratics.png").stat().st_size > 10_000
