@@ -19,9 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdescent import critical_learning_rate, plot, stationary_point
+from jaxdescent import critical_learning_rate, plot, stationary_point, sweep
 from jaxdescent.losses import bowl, himmelblau, sextic
-from jaxdescent import sweep
 
 OPTIMIZERS = {"gd": None, "momentum": functools.partial(optax.sgd, momentum=0.9), "adam": optax.adam}
 # Linear stability of each rule at a minimum with curvature λ: plain GD needs α < 2/λ, heavy-ball momentum

@@ -270,12 +270,20 @@ def _fast_path() -> None:
 
 
 def progress_bar(quiet: bool, desc: str):
-    """Wraps an iterable in a tqdm bar, unless quiet or stderr is not a terminal."""
+    """Wraps an iterable of pieces in a one-line progress count on stderr, unless quiet or not a terminal."""
     if quiet or not sys.stderr.isatty():
         return None
-    from tqdm.auto import tqdm
 
-    return lambda it: tqdm(it, desc=desc, unit="piece", file=sys.stderr)
+    def wrap(pieces):
+        pieces = list(pieces)
+        started = time.time()
+        for i, piece in enumerate(pieces):
+            yield piece
+            sys.stderr.write(f"\r{desc}: {i + 1}/{len(pieces)} pieces, {time.time() - started:.1f} s")
+            sys.stderr.flush()
+        sys.stderr.write("\n")
+
+    return wrap
 
 
 def run_meta(args, started: float, **extra) -> dict:

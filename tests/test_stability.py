@@ -7,8 +7,7 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from jaxdescent import (bifurcation, count_compilations, critical_learning_rate, gradient_descent, sharpness,
-                        sweep_fn)
+from jaxdescent import bifurcation, count_compilations, critical_learning_rate, gradient_descent, sharpness, sweep_fn
 from jaxdescent.descent import recorded_steps
 from jaxdescent.losses import bowl, sextic
 
