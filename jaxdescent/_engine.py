@@ -448,6 +448,11 @@ def run_grid(
     traced = _validate.is_traced((coords.values, key))
     if out is not None and traced:
         raise ValueError("out= cannot be used inside jit or vmap: saving needs concrete values")
+    if out is not None and jax.process_count() > 1:
+        # Every process would write the same folder, and a resume must skip the same pieces everywhere.
+        raise _validate.InvalidArgument(
+            "out= is not supported with several processes (jax.distributed): run without out= (every process "
+            "receives the whole result) and save it from process 0")
     piece_runs = min(piece_runs or PIECE_RUNS, num_runs)
     layout = plan(num_runs, mesh.devices.size, chunk_size, None if out is None else piece_runs)
     settings = dict(run=run, shape=shape, dims=coords.dims, names=coords.names, seeded="seed" in coords.dims,
@@ -464,6 +469,13 @@ def run_grid(
         start = jnp.int32(start) if traced else _global(np.int32(start), mesh)
         return program(values, key, start, shared_global, **settings)
 
+    if not traced:  # the results (every run's metrics, on the host once read) must fit: estimate first
+        out_shape = jax.eval_shape(lambda hp, k: run.value(hp, k) if shared is None else run.value(hp, k, shared),
+                                   {n: jax.tree_util.tree_map(lambda v: v[0], v) for n, v in
+                                    zip(coords.names, coords.values) if n != "seed"}, jax.random.key(0))
+        per_run = sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree_util.tree_leaves(out_shape))
+        _validate.check_memory("the grid", num_runs * per_run, f"{num_runs:,} runs' results ({per_run:,} bytes each)",
+                               "record less per run (e.g. a larger record_every) or split the grid")
     if out is None:
         return call(0)
 

@@ -314,6 +314,7 @@ def sweep_pairs(
     """
     _check_learning_rates(learning_rate)
     hyperparams = _check_hyperparams(hyperparams)
+    _validate.finite_tree(w0, "w0")  # in the caller's dtype, before the cast to the runs' float
     w0 = _as_batch(w0)
     num_runs = _check_batch(loss_fn, w0)
     for name, values in {"learning_rate": learning_rate, **hyperparams}.items():
@@ -442,6 +443,7 @@ def sweep(
     """
     _check_learning_rates(learning_rate)
     hyperparams = _check_hyperparams(hyperparams)
+    _validate.finite_tree(w0, "w0")  # in the caller's dtype, before the cast to the runs' float
     w0 = _as_batch(w0)
     _check_batch(loss_fn, w0)
     dtype = jax.tree_util.tree_leaves(w0)[0].dtype

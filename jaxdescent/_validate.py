@@ -5,6 +5,7 @@ be inspected and are passed through unchecked.
 """
 
 import numbers
+import os
 
 import jax
 import numpy as np
@@ -35,7 +36,8 @@ def num_steps(value, name: str = "num_steps") -> int:
 def _real(value, name):
     """``value`` as a float64 array, refusing booleans, complex numbers and non-numbers (the caller's mistake)."""
     a = np.asarray(value) if not isinstance(value, (list, tuple)) or value else np.zeros(0)
-    if a.dtype == bool or any(isinstance(v, (bool, np.bool_)) for v in np.ravel(a) if a.dtype == object):
+    listed = np.ravel(np.asarray(value, dtype=object)) if isinstance(value, (list, tuple)) or a.dtype == object else ()
+    if a.dtype == bool or any(isinstance(v, (bool, np.bool_)) for v in listed):
         raise InvalidArgument(f"{name} must be a number, not a boolean: got {value!r}")
     if np.issubdtype(a.dtype, np.complexfloating):
         raise InvalidArgument(f"{name} must be real, got the complex {a.ravel()[:3].tolist()}")
@@ -111,3 +113,24 @@ def scalar_loss(loss_fn, w, name: str = "loss_fn") -> None:
         raise InvalidArgument(f"{name} must return a scalar, got {out}")
     if not np.issubdtype(out.dtype, np.floating):
         raise InvalidArgument(f"{name} must return a real float scalar, got dtype {out.dtype}")
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes (the yardstick of the size checks)."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def human_bytes(n: float) -> str:
+    """``1234567`` → ``'1.2 MB'`` (powers of 1000, as disk and memory sizes are quoted)."""
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1000
+
+
+def check_memory(name: str, need: int, what: str, hint: str) -> None:
+    """Refuses (one line: how much, what to change) work whose memory estimate is over half this machine's."""
+    have = memory_bytes()
+    if need > have // 2:
+        raise InvalidArgument(f"{name}: {what} need about {human_bytes(need)} of memory, more than half of "
+                              f"this machine's {human_bytes(have)}; {hint}")

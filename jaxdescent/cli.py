@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from jaxdescent import results
-from jaxdescent._validate import InvalidArgument
+from jaxdescent._validate import InvalidArgument, check_memory, human_bytes
 
 OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
 MAX_STEPS = 2**31 - 1  # step counters are int32 on the device
@@ -173,14 +173,6 @@ def check_optimizer(name: str, factory, hps: dict, reserved: Sequence[str]) -> N
     except Exception as e:
         raise InvalidArgument(f"--hyperparam: --optimizer {name} does not take {', '.join(hps) or 'it'} as a traced "
                               f"value: {type(e).__name__}: {e}") from None
-
-
-def check_memory(name: str, need: int, what: str, hint: str) -> None:
-    """Refuses (one line: how much, what to change) a run whose memory estimate is over half this machine's."""
-    have = results.memory_bytes()
-    if need > have // 2:
-        raise InvalidArgument(f"{name}: {what} need about {results.human_bytes(need)} of memory, more than half of "
-                              f"this machine's {results.human_bytes(have)}; {hint}")
 
 
 def count_runs(name: str, sizes: dict) -> int:
@@ -520,8 +512,8 @@ def _train(args) -> None:
     working = 4 * (4 * weights + 3 * examples * h)  # weights, gradients, optimizer state; activations
     at_once = min(num_runs, _engine.CHUNK_SIZE)
     check_memory(f"--hidden {h}, --num-steps {args.num_steps}", at_once * working + 2 * num_runs * per_run,
-                 f"{at_once:,} trainings at once ({results.human_bytes(working)} of weights, optimizer state and "
-                 f"activations each) and {num_runs:,} results ({results.human_bytes(per_run)} each)",
+                 f"{at_once:,} trainings at once ({human_bytes(working)} of weights, optimizer state and "
+                 f"activations each) and {num_runs:,} results ({human_bytes(per_run)} each)",
                  "use a smaller --hidden, fewer --num-steps, --seeds or learning rates")
     scalar = jax.ShapeDtypeStruct((), np.float32)
     try:

@@ -26,7 +26,7 @@ from typing import Callable, Iterable, NamedTuple, Optional
 
 import numpy as np
 
-from jaxdescent._validate import InvalidArgument
+from jaxdescent._validate import InvalidArgument, human_bytes, memory_bytes
 
 MAX_META_BYTES = 1 << 24  # a meta.json is a few kilobytes
 
@@ -80,19 +80,6 @@ def save_json(path, obj) -> None:
     """Writes ``obj`` as JSON to ``path`` atomically."""
     text = json.dumps(obj, indent=1, sort_keys=True, allow_nan=True).encode()
     _atomic_write(Path(path), lambda f: f.write(text))
-
-
-def memory_bytes() -> int:
-    """This machine's physical memory in bytes (the yardstick of the size checks)."""
-    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
-def human_bytes(n: float) -> str:
-    """``1234567`` → ``'1.2 MB'`` (powers of 1000, as disk and memory sizes are quoted)."""
-    for unit in ("bytes", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
-        n /= 1000
 
 
 def folder(out_dir) -> Path:

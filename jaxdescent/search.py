@@ -31,7 +31,11 @@ def grid(lo: float, hi: float, step: float) -> np.ndarray:
         raise ValueError(f"step must be > 0, got {step}")
     if lo >= hi:
         raise ValueError(f"lo must be < hi, got lo={lo}, hi={hi}")
-    n = int(np.floor((hi - lo) / step * (1 + 1e-12))) + 1
+    n = np.floor((hi - lo) / step * (1 + 1e-12)) + 1
+    # the points, their float cast and the losses: 24 bytes a point
+    _validate.check_memory("grid_search", int(min(n, 2**62)) * 24, f"{n:,.0f} grid points",
+                           "use a larger step or a narrower [lo, hi]")
+    n = int(n)
     return lo + step * np.arange(n, dtype=np.float64)
 
 

@@ -26,6 +26,13 @@ WORKER = textwrap.dedent("""
     w0 = np.linspace(-2, 2, 11).astype(np.float32)
     result = sweep(sextic, w0=w0, learning_rate=lr, num_steps=200, record_every=50)
     assert result.final_w.sharding.device_set == set(jax.devices())  # both processes took part
+    try:  # saving from several processes would race on one folder: refused, nothing written
+        sweep(sextic, w0=w0, learning_rate=lr, num_steps=200, out=out + ".folder")
+        raise AssertionError("out= was accepted with two processes")
+    except ValueError as e:
+        assert "several processes" in str(e), e
+    import os
+    assert not os.path.exists(out + ".folder")
     np.savez(out, **{k: np.asarray(v) for k, v in result._asdict().items()})
     jax.distributed.shutdown()
 """)
