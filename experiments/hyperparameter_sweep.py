@@ -151,7 +151,11 @@ def main(argv=None):
     # running. Besides the sweep's program, XLA compiles a few tiny array-moving ops; the largest is the sweep.
     compile_s, programs = [], []
 
+    recording = [True]  # jax.monitoring can't remove a listener on every supported JAX: it stops recording
+
     def listener(name, duration, fun_name="?", **kwargs):
+        if not recording[0]:
+            return
         if name in COMPILE_EVENTS:
             compile_s.append(duration)
         if name == COMPILE_EVENTS[-1]:
@@ -163,7 +167,7 @@ def main(argv=None):
     runs = jaxdescent.sweep_fn(train_minibatch, axes, seeds=args.seeds, key=key)
     jax.block_until_ready(runs.metrics)
     wall_s = time.perf_counter() - start
-    jax.monitoring.unregister_event_duration_listener(listener)
+    recording[0] = False
     largest_s, largest = max(programs)
 
     frame = runs.to_pandas()

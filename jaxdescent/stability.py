@@ -380,10 +380,10 @@ def bifurcation(
       ([1, 1, 2, 4, 16, 0, -1], (7, 200))
       >>> [round(float(x), 4) for x in out.lyapunov[:2]], bool(out.lyapunov[5] > 0)
       ([-1.6094, -0.2231], True)
-      >>> out.to_pandas().head(2)
+      >>> out.to_pandas().head(2).round(4)
          learning_rate  period  lyapunov
-      0            0.4       1 -1.609437
-      1            0.9       1 -0.223144
+      0            0.4       1   -1.6094
+      1            0.9       1   -0.2231
     """
     _validate.learning_rate(learning_rates, "learning_rates")
     if np.ndim(learning_rates) != 1:

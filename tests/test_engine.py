@@ -66,6 +66,16 @@ def assert_trees_equal(a, b):
     jax.tree_util.tree_map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), a, b)
 
 
+def assert_trees_close(a, b):
+    """The same runs computed at another vmapped width (chunk, grid size, one by one): equal up to a few ulps.
+
+    Bit-identity is promised for a fixed chunk only: XLA contracts a*b + c into fused multiply-adds according to
+    how it fuses the program at that width (the README says so; tests/test_bit_identity.py tests what is exact).
+    """
+    chex.assert_trees_all_equal_structs(a, b)
+    jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=4e-6), a, b)
+
+
 @functools.cache
 def noisy_result(seeds=3, chunk_size=None):
     return sweep_fn(noisy_descent, NOISY_AXES, seeds=seeds, chunk_size=chunk_size)
@@ -176,7 +186,7 @@ def test_sweep_fn_equals_a_loop_over_the_jitted_fn():
     assert out.axes == ("lr", "sigma", "seed")
     chex.assert_shape([out.metrics["w"], out.metrics["loss"]], (3, 2, 3))
     chex.assert_shape(out.metrics["z"], (3, 2, 3, 3))
-    assert_trees_equal(out.metrics, jitted_runs(noisy_descent, NOISY_AXES, 3))
+    assert_trees_close(out.metrics, jitted_runs(noisy_descent, NOISY_AXES, 3))
     # The noise is there: the seeds of a noisy run differ, those of a noiseless one agree.
     w = np.asarray(out.metrics["w"])
     assert len(set(w[1, 1].tolist())) == 3 and len(set(w[1, 0].tolist())) == 1
@@ -196,7 +206,8 @@ def test_seed_keys_do_not_depend_on_the_number_of_seeds():
     two = noisy_result(seeds=2)
     five = noisy_result(seeds=5)
     assert five.axes[-1] == "seed" and five.metrics["w"].shape == (3, 2, 5)
-    assert_trees_equal(two.metrics, jax.tree_util.tree_map(lambda x: x[:, :, :2], five.metrics))
+    assert_trees_close(two.metrics, jax.tree_util.tree_map(lambda x: x[:, :, :2], five.metrics))
+    np.testing.assert_array_equal(two.metrics["z"], np.asarray(five.metrics["z"])[:, :, :2])  # the keys
 
 
 def test_no_seed_axis_is_seed_zero():
@@ -206,8 +217,9 @@ def test_no_seed_axis_is_seed_zero():
 
 
 @pytest.mark.parametrize("chunk_size", [1, 3, 1000])
-def test_chunking_is_bit_identical(chunk_size):
-    assert_trees_equal(noisy_result(chunk_size=chunk_size).metrics, noisy_result().metrics)
+def test_chunking_changes_at_most_the_last_bits(chunk_size):
+    assert_trees_close(noisy_result(chunk_size=chunk_size).metrics, noisy_result().metrics)
+    np.testing.assert_array_equal(noisy_result(chunk_size=chunk_size).metrics["z"], noisy_result().metrics["z"])
 
 
 def test_zipped_points_are_the_grid_diagonal():
@@ -218,7 +230,7 @@ def test_zipped_points_are_the_grid_diagonal():
     chex.assert_shape(zipped.metrics["w"], (3, 2))
     grid = sweep_fn(noisy_descent, axes, seeds=2)
     i = np.arange(3)
-    assert_trees_equal(zipped.metrics, jax.tree_util.tree_map(lambda x: np.asarray(x)[i, i], grid.metrics))
+    assert_trees_close(zipped.metrics, jax.tree_util.tree_map(lambda x: np.asarray(x)[i, i], grid.metrics))
     table = zipped.to_pandas()
     assert list(table.columns) == ["lr", "sigma", "seed", "loss", "w"]
     np.testing.assert_array_equal(table["lr"], np.repeat(axes["lr"], 2))
@@ -300,11 +312,11 @@ FOUR_DEVICES = "import jax, jax.numpy as jnp\n" + inspect.getsource(noisy_descen
     axes = {"lr": d["lr"], "sigma": d["sigma"]}
     many = sweep_fn(noisy_descent, axes, seeds=3, chunk_size=2)
     assert len(many.metrics["w"].sharding.device_set) == 4, many.metrics["w"].sharding
-    one = sweep_fn(noisy_descent, axes, seeds=3, devices=jax.devices()[:1])
+    one = sweep_fn(noisy_descent, axes, seeds=3, chunk_size=2, devices=jax.devices()[:1])
     hp = dict(w0=d["w0"], learning_rate=d["lrs"], num_steps=int(d["num_steps"]), optimizer=optax.sgd,
               hyperparams={"momentum": d["momenta"]})
     many_sweep = sweep(sextic, chunk_size=3, **hp)
-    one_sweep = sweep(sextic, devices=jax.devices()[:1], **hp)
+    one_sweep = sweep(sextic, chunk_size=3, devices=jax.devices()[:1], **hp)
     fields = ("final_w", "final_loss", "diverged_step", "converged_step")
     np.savez(sys.argv[2], **{f"many_{k}": np.asarray(v) for k, v in many.metrics.items()},
              **{f"one_{k}": np.asarray(v) for k, v in one.metrics.items()},
@@ -321,11 +333,12 @@ def test_four_devices_bit_identical_to_one(tmp_path):
                           env=env, capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     got = np.load(tmp_path / "out.npz")
-    here = noisy_result()
+    here = noisy_result(chunk_size=2)  # the same chunk: the same bits, whatever the devices
     for k in ("w", "loss", "z"):
         np.testing.assert_array_equal(got[f"many_{k}"], got[f"one_{k}"])
         np.testing.assert_array_equal(got[f"many_{k}"], here.metrics[k])
-    here = momentum_result()
+    here = sweep(sextic, w0=STARTS, learning_rate=LRS, num_steps=NUM_STEPS, optimizer=optax.sgd,
+                 hyperparams={"momentum": MOMENTA}, chunk_size=3)
     for k in ("final_w", "final_loss", "diverged_step", "converged_step"):
         np.testing.assert_array_equal(got[f"many_sweep_{k}"], got[f"one_sweep_{k}"])
         np.testing.assert_array_equal(got[f"many_sweep_{k}"], getattr(here, k))
