@@ -77,7 +77,7 @@ def as_params(w0) -> Any:
 
 
 def descend(value_and_grad, w0, tx, *, num_steps, watch=None, watch_state=None, record=None, record_every=1,
-            stop=None):
+            stop=None, until=None):
     """The one step loop under every run: evaluate, watch, (record,) update, ``num_steps`` times.
 
     Every user of the package (one run, a sweep, the step network, a
@@ -95,6 +95,10 @@ def descend(value_and_grad, w0, tx, *, num_steps, watch=None, watch_state=None, 
         ⌊num_steps/k⌋·k for ``k = record_every`` (stacked on a leading axis).
       stop: ``state -> bool``: from the first iterate where it holds, w and the
         optimizer state stop changing (a run that has converged, or is solved).
+      until: ``state -> bool``: the loop ends at the first iterate where it
+        holds, without updating it (that iterate is returned). A
+        ``lax.while_loop``; under ``vmap`` it runs until every run has ended,
+        each ended run held where it ended. Not with ``record``.
 
     Returns:
       ``(w, watch_state, records)``: the last iterate, the watched state and the
@@ -115,6 +119,10 @@ def descend(value_and_grad, w0, tx, *, num_steps, watch=None, watch_state=None, 
         return (new_w, new_opt_state, state), (loss, aux, grad)
 
     carry = (w0, tx.init(w0), watch_state)
+    if until is not None:
+        if record is not None:
+            raise ValueError("descend: until= cannot be combined with record=")
+        return _descend_until(step, carry, until, num_steps)
     if record is None:
         carry = lax.fori_loop(0, num_steps, lambda t, c: step(t, c)[0], carry)
         return carry[0], carry[2], None
@@ -134,6 +142,23 @@ def descend(value_and_grad, w0, tx, *, num_steps, watch=None, watch_state=None, 
     records = jax.tree_util.tree_map(lambda h, x: jnp.concatenate([h, x[None]]), records, last)
     carry = lax.fori_loop(num_blocks * record_every, num_steps, lambda i, c: step(i, c)[0], carry)
     return carry[0], carry[2], records
+
+
+def _descend_until(step, carry, until, num_steps):
+    """``step`` from t = 0 while t < num_steps and ``until`` has not held; the held iterate is not updated."""
+
+    def body(loop):
+        t, carry, _ = loop
+        (new_w, new_opt_state, state), _ = step(t, carry)
+        done = until(state)
+        new_w, new_opt_state = jax.tree_util.tree_map(
+            lambda old, new: jnp.where(done, old, new), (carry[0], carry[1]), (new_w, new_opt_state))
+        return t + jnp.where(done, 0, 1), (new_w, new_opt_state, state), done
+
+    t0 = jnp.asarray(0, jnp.int32)
+    _, carry, _ = lax.while_loop(lambda loop: (loop[0] < num_steps) & ~loop[2], body,
+                                 (t0, carry, jnp.asarray(False)))
+    return carry[0], carry[2], None
 
 
 def _no_aux(loss_fn):
