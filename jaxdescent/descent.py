@@ -95,10 +95,10 @@ def descend(value_and_grad, w0, tx, *, num_steps, watch=None, watch_state=None, 
         ⌊num_steps/k⌋·k for ``k = record_every`` (stacked on a leading axis).
       stop: ``state -> bool``: from the first iterate where it holds, w and the
         optimizer state stop changing (a run that has converged, or is solved).
-      until: ``state -> bool``: the loop ends at the first iterate where it
-        holds, without updating it (that iterate is returned). A
-        ``lax.while_loop``; under ``vmap`` it runs until every run has ended,
-        each ended run held where it ended. Not with ``record``.
+      until: ``state -> bool``: like ``stop`` (the first iterate where it
+        holds is held and returned), and the loop also ends early once it
+        holds: a ``lax.while_loop`` over blocks of steps that, under ``vmap``,
+        ends when every run has stopped. Not with ``record`` or ``stop``.
 
     Returns:
       ``(w, watch_state, records)``: the last iterate, the watched state and the
@@ -120,8 +120,9 @@ def descend(value_and_grad, w0, tx, *, num_steps, watch=None, watch_state=None, 
 
     carry = (w0, tx.init(w0), watch_state)
     if until is not None:
-        if record is not None:
-            raise ValueError("descend: until= cannot be combined with record=")
+        if record is not None or stop is not None:
+            raise ValueError("descend: until= cannot be combined with record= or stop=")
+        stop = until  # a run that has stopped is held by step itself
         return _descend_until(step, carry, until, num_steps)
     if record is None:
         carry = lax.fori_loop(0, num_steps, lambda t, c: step(t, c)[0], carry)
@@ -144,20 +145,28 @@ def descend(value_and_grad, w0, tx, *, num_steps, watch=None, watch_state=None, 
     return carry[0], carry[2], records
 
 
+STOP_CHECK_EVERY = 16  # until= is tested for the whole chunk every this many steps
+
+
 def _descend_until(step, carry, until, num_steps):
-    """``step`` from t = 0 while t < num_steps and ``until`` has not held; the held iterate is not updated."""
+    """``step`` (which holds a run once ``until`` holds) until every run has stopped or num_steps are done.
+
+    Steps go in blocks of ``STOP_CHECK_EVERY`` (a fixed-length inner loop, as
+    fast as the plain one); between blocks a ``while_loop`` ends once ``until``
+    holds. Under ``vmap`` that test is "every run of the chunk has stopped",
+    made once a block rather than once a step; a stopped run is held by
+    ``step`` itself, so the extra steps of its block change nothing.
+    """
+    block = max(1, min(STOP_CHECK_EVERY, num_steps))
+    num_blocks = num_steps // block
 
     def body(loop):
-        t, carry, _ = loop
-        (new_w, new_opt_state, state), _ = step(t, carry)
-        done = until(state)
-        new_w, new_opt_state = jax.tree_util.tree_map(
-            lambda old, new: jnp.where(done, old, new), (carry[0], carry[1]), (new_w, new_opt_state))
-        return t + jnp.where(done, 0, 1), (new_w, new_opt_state, state), done
+        b, carry = loop
+        return b + 1, lax.fori_loop(0, block, lambda i, c: step(b * block + i, c)[0], carry)
 
-    t0 = jnp.asarray(0, jnp.int32)
-    _, carry, _ = lax.while_loop(lambda loop: (loop[0] < num_steps) & ~loop[2], body,
-                                 (t0, carry, jnp.asarray(False)))
+    b0 = jnp.asarray(0, jnp.int32)
+    _, carry = lax.while_loop(lambda loop: (loop[0] < num_blocks) & ~until(loop[1][2]), body, (b0, carry))
+    carry = lax.fori_loop(num_blocks * block, num_steps, lambda t, c: step(t, c)[0], carry)
     return carry[0], carry[2], None
 
 
