@@ -132,5 +132,5 @@ def hint_once(platform: str) -> None:
         "jaxdescent: JAX had started before jaxdescent was imported, so XLA's CPU settings for fast sweeps are not "
         "in effect and sweeps on CPU run several times slower. Import jaxdescent before running anything in JAX, "
         f"or start Python with XLA_FLAGS='{flags}' and jax.config.update('jax_num_cpu_devices', {cpu_count()}) "
-        f"(set {ENV}=0 to silence this and keep JAX's defaults).", stacklevel=3)
+        f"(set {ENV}=0 to silence this and keep JAX's defaults).", stacklevel=4)
 
