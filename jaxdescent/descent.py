@@ -145,7 +145,7 @@ def descend(value_and_grad, w0, tx, *, num_steps, watch=None, watch_state=None, 
     return carry[0], carry[2], records
 
 
-STOP_CHECK_EVERY = 16  # until= is tested for the whole chunk every this many steps
+STOP_CHECK_EVERY = 32  # until= is tested for the whole chunk every this many steps
 
 
 def _descend_until(step, carry, until, num_steps):
