@@ -42,8 +42,8 @@ C_SOURCE = r"""
 #include <stdint.h>
 #define B 64
 void sweep_ref(const float *lr_of_run, const float *w0_of_run, long n, int steps, float bound, float tol2,
-               float *final_w, float *final_loss, int32_t *div_step, int32_t *conv_step) {
-  #pragma omp parallel for schedule(static)
+               float *final_w, float *final_loss, int32_t *div_step, int32_t *conv_step, int threads) {
+  #pragma omp parallel for schedule(static) num_threads(threads)
   for (long b = 0; b < n; b += B) {
     float w[B], lr[B]; int32_t ds[B], cs[B];
     long m = n - b < B ? n - b : B;
@@ -81,8 +81,8 @@ void sweep_ref(const float *lr_of_run, const float *w0_of_run, long n, int steps
 #define V 4
 int have_limit(void) { return 1; }
 void sweep_limit(const float *lr_of_run, const float *w0_of_run, long n, int steps, float bound, float tol2,
-                 float *final_w, float *final_loss, int32_t *div_step, int32_t *conv_step) {
-  #pragma omp parallel for schedule(static)
+                 float *final_w, float *final_loss, int32_t *div_step, int32_t *conv_step, int threads) {
+  #pragma omp parallel for schedule(static) num_threads(threads)
   for (long b = 0; b < n; b += 16 * V) {
     float wbuf[16 * V], lbuf[16 * V];
     long m = n - b < 16 * V ? n - b : 16 * V;
@@ -93,7 +93,7 @@ void sweep_limit(const float *lr_of_run, const float *w0_of_run, long n, int ste
       ds[v] = _mm512_set1_epi32(-1); cs[v] = _mm512_set1_epi32(-1);
     }
     const __m512 sixth = _mm512_set1_ps(1.0f / 6.0f), half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
-    const __m512 vbound = _mm512_set1_ps(bound), vtol2 = _mm512_set1_ps(tol2), vmax = _mm512_set1_ps(FLT_MAX);
+    const __m512 vbound2 = _mm512_set1_ps(bound * bound), vtol2 = _mm512_set1_ps(tol2);
     for (int t = 0; t <= steps; t++) {
       const __m512i vt = _mm512_set1_epi32(t);
       #pragma GCC unroll 4
@@ -101,10 +101,10 @@ void sweep_limit(const float *lr_of_run, const float *w0_of_run, long n, int ste
         __m512 x = w[v], x2 = _mm512_mul_ps(x, x), x4 = _mm512_mul_ps(x2, x2);
         __m512 loss = _mm512_fmadd_ps(_mm512_mul_ps(x4, x2), sixth, _mm512_fmsub_ps(x2, half, x));
         __m512 g = _mm512_sub_ps(_mm512_fmadd_ps(x4, x, x), one);
-        __mmask16 ok = _mm512_cmp_ps_mask(_mm512_abs_ps(x), vbound, _CMP_LE_OQ)
-                     & _mm512_cmp_ps_mask(_mm512_abs_ps(loss), vmax, _CMP_LE_OQ);
+        /* !(|x| <= bound) as !(x*x <= bound*bound) (true for NaN too), and a non-finite loss by its class */
+        __mmask16 bad = _mm512_cmp_ps_mask(x2, vbound2, _CMP_NLE_UQ) | _mm512_fpclass_ps_mask(loss, 0x99);
         __mmask16 small = _mm512_cmp_ps_mask(_mm512_mul_ps(g, g), vtol2, _CMP_LT_OQ);
-        ds[v] = _mm512_mask_min_epu32(ds[v], (__mmask16)~ok, ds[v], vt);
+        ds[v] = _mm512_mask_min_epu32(ds[v], bad, ds[v], vt);
         cs[v] = _mm512_mask_min_epu32(cs[v], small, cs[v], vt);
         w[v] = _mm512_mask3_fnmadd_ps(lr[v], g, x, t < steps ? 0xFFFF : 0);  /* no update after the last check */
       }
@@ -266,15 +266,21 @@ def build_c(workdir):
         kernels["limit"] = c.sweep_limit
     for kernel in kernels.values():
         kernel.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_long, ctypes.c_int, ctypes.c_float,
-                                                   ctypes.c_float] + [ctypes.c_void_p] * 4
+                                                   ctypes.c_float] + [ctypes.c_void_p] * 4 + [ctypes.c_int]
     return kernels, None
+
+
+# The kernels name their thread count: OpenMP's default can be changed behind their back (torch.set_num_threads(1)
+# for the PyTorch row sets it for the whole process, which once made the C rows single-threaded).
+C_THREADS = int(os.environ.get("OMP_NUM_THREADS") or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                                         else os.cpu_count()))
 
 
 def run_c(kernel, lrs, w0s, steps):
     n = lrs.size
     outs = [np.empty(n, np.float32), np.empty(n, np.float32), np.empty(n, np.int32), np.empty(n, np.int32)]
     ptr = lambda a: a.ctypes.data_as(ctypes.c_void_p)
-    kernel(ptr(lrs), ptr(w0s), n, steps, BOUND, TOL * TOL, *map(ptr, outs))
+    kernel(ptr(lrs), ptr(w0s), n, steps, BOUND, TOL * TOL, *map(ptr, outs), C_THREADS)
     return outs
 
 
@@ -381,7 +387,7 @@ def main(args):
     best = {name: min(t) for name, t in timings.items()}
     limit = best.get("C limit") or best.get("C simple")
     limit_name = "C limit" if "C limit" in best else "C simple"
-    threads = os.environ.get("OMP_NUM_THREADS", str(os.cpu_count()))
+    threads = C_THREADS
     platform = devices[0].platform
     c_rows = {"C limit": f"C register-blocked AVX-512 (4x16 runs in registers), {threads} threads: the limit",
               "C simple": f"C, simple (blocks of 64 runs through memory), {threads} threads"}
