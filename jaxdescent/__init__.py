@@ -3,9 +3,22 @@
 The public names are re-exported here; the modules that define them are
 private (``_engine``, ``_sweep``, ``_space``) except those users import as
 namespaces (``losses``, ``network``, ``datasets``, ``results``, ``descent``).
+
+Importing jaxdescent before JAX has started configures XLA's CPU backend for
+fast sweeps (compiled step loops, one CPU device per core); results do not
+change. It never touches a JAX that has started, nor a setting the user made;
+``JAXDESCENT_CONFIGURE_XLA=0`` turns it off. See :mod:`jaxdescent._xla`.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+import sys
+
+_JAX_IMPORTED_BEFORE = "jax" in sys.modules  # before anything below imports it
+
+from importlib.metadata import PackageNotFoundError, version  # noqa: E402
+
+from jaxdescent import _xla  # noqa: E402
+
+_xla.configure(_JAX_IMPORTED_BEFORE)
 
 from jaxdescent import datasets as datasets
 from jaxdescent import losses as losses

@@ -311,13 +311,20 @@ def _launch(coord_values, key, start, shared, *, run, shape, dims, names, seeded
             batched = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (chunk,) + a.shape), shared)
             return jax.vmap(one)(rs, batched)
 
-        first = start + lax.axis_index("runs") * per_device
-        r = jnp.minimum(first + jnp.arange(per_device, dtype=jnp.int32), num_runs - 1)
-        out = lax.map(one_chunk, r.reshape(per_device // chunk, chunk))
+        # Chunks are dealt to the devices in turn (chunk c of device d is the call's chunk c * devices + d), so
+        # neighbouring runs, which tend to cost alike (stop_early, stop_when_solved), spread over all devices.
+        n_chunks = per_device // chunk
+        first = start + (jnp.arange(n_chunks, dtype=jnp.int32)[:, None] * num_devices + lax.axis_index("runs")) * chunk
+        r = jnp.minimum(first + jnp.arange(chunk, dtype=jnp.int32)[None, :], num_runs - 1)
+        out = lax.map(one_chunk, r)
         return jax.tree_util.tree_map(lambda x: x.reshape((per_device,) + x.shape[2:]), out)
 
+    num_devices = mesh.devices.size
     result = jax.shard_map(on_device, mesh=mesh, in_specs=(P(), P(), P(), P()), out_specs=P("runs"),
                            check_vma=False)(coord_values, key, start, shared)
+    if num_devices > 1:  # back from device-major (device, chunk) order to the runs' order (chunk, device)
+        result = jax.tree_util.tree_map(lambda x: x.reshape((num_devices, per_device // chunk, chunk) + x.shape[1:])
+                                        .swapaxes(0, 1).reshape(x.shape), result)
     if gather:  # every process receives every run
         result = lax.with_sharding_constraint(result, NamedSharding(mesh, P()))
     if whole:  # one call covers the grid: drop the padding and lay the runs out on the grid's axes

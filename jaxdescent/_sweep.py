@@ -42,28 +42,20 @@ How it runs:
   (one device is compiled without XLA's SPMD partitioner): 15 other
   loss × optimizer pairs agree there too.
 
-The fast path on CPU: XLA's default CPU code for a loop over many small
-steps is several times slower than a hand-written C loop. Two XLA options
-close the gap (see ``experiments/benchmarks/sweep_throughput.py``). A 512-bit
+The fast path on CPU: XLA's default CPU runtime runs a loop of many small
+steps as one runtime call per step (several times slower than a C loop), and
+one CPU device runs such a loop on one core. Importing jaxdescent before JAX
+has started fixes both for the whole process (:mod:`jaxdescent._xla`: the
+small-while-loop flag in ``XLA_FLAGS`` and ``jax_num_cpu_devices`` = cores;
+``JAXDESCENT_CONFIGURE_XLA=0`` turns it off). If JAX had started first, the
+first CPU sweep warns once; :func:`use_fast_cpu_flags` or ``XLA_FLAGS`` set
+to :func:`fast_cpu_flags` in the environment are the manual ways. A 512-bit
 preferred vector width is passed per compilation
-(``jax.jit(..., compiler_options=...)``), so it is always on for sweeps on
-CPU and touches nothing else. The larger win, emitting small while loops as
-one compiled loop instead of one runtime call per step
-(``xla_cpu_small_while_loop_byte_threshold``, about 5x on a 2-core CPU),
-is only accepted through ``XLA_FLAGS``: it must be set before JAX creates
-its CPU backend and applies to every program of the process, so the library
-never sets it on import. Ask for it once, at the top of a script, before
-anything touches JAX arrays:
-
-    import jaxdescent
-    jaxdescent.use_fast_cpu_flags()   # appends to XLA_FLAGS; raises if too late
-
-or set ``XLA_FLAGS`` to the string :func:`fast_cpu_flags` returns in the
-environment that starts Python. On GPU and TPU they are ignored.
+(``jax.jit(..., compiler_options=...)``) and needs nothing. On GPU and TPU
+none of this applies.
 """
 
 import functools
-import os
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
 import jax
@@ -71,19 +63,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxdescent import _engine, _validate
+from jaxdescent import _engine, _validate, _xla
 from jaxdescent.descent import OptimizerFactory, _no_aux, check_optimizer, descend, make_optimizer
 
 DIVERGENCE_BOUND = 1e10
 GRAD_TOL = 1e-4
 CHUNK_SIZE = _engine.CHUNK_SIZE
 ACCELERATOR_CHUNK_SIZE = _engine.ACCELERATOR_CHUNK_SIZE
-
-_FAST_CPU_FLAGS = (
-    "--xla_cpu_prefer_vector_width=512",
-    "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=1000000000",
-)
-
 
 class SweepResult(NamedTuple):
     """The outcome of every run; each field has the run axes first.
@@ -142,34 +128,31 @@ class SweepResult(NamedTuple):
 
 
 def fast_cpu_flags() -> str:
-    """The XLA flags of the fast CPU path, as one ``XLA_FLAGS`` string."""
-    return " ".join(_FAST_CPU_FLAGS)
+    """The XLA flags of the fast CPU path on this JAX version, as one ``XLA_FLAGS`` string."""
+    return " ".join(_xla.fast_flags(jax.__version__))
 
 
 def use_fast_cpu_flags() -> None:
     """Appends :func:`fast_cpu_flags` to ``XLA_FLAGS``; call before JAX starts its backend.
 
-    The flags affect every program this process compiles (they are XLA
-    process options), which is why importing jaxdescent never sets them.
+    Importing jaxdescent first already sets the step-loop flag (and one CPU
+    device per core); this adds the vector-width flag for every program of
+    the process and works with ``JAXDESCENT_CONFIGURE_XLA=0``.
 
     Raises:
-      RuntimeError: if a JAX backend already exists, so the flags would be ignored.
+      RuntimeError: if a JAX backend may already exist (then the flags would be
+        ignored), including when this JAX cannot say.
     """
-    try:  # there is no public way to ask whether a backend exists
-        from jax._src.xla_bridge import backends_are_initialized
-    except ImportError:
-        backends_are_initialized = lambda: False
-    if backends_are_initialized():
+    if _xla._backend_started(jax):
         raise RuntimeError(
             "use_fast_cpu_flags() must run before JAX initialises its backend "
             "(before the first jax array or jax.devices()); set "
             f"XLA_FLAGS='{fast_cpu_flags()}' in the environment instead")
-    current = os.environ.get("XLA_FLAGS", "")
-    missing = [f for f in _FAST_CPU_FLAGS if f.split("=")[0] not in current]
-    os.environ["XLA_FLAGS"] = " ".join([current, *missing]).strip()
+    _xla._add_flags(_xla.fast_flags(jax.__version__))
 
 
-def _run(hp, key, *, loss_fn, optimizer, hyperparams, num_steps, record_every, divergence_bound, grad_tol):
+def _run(hp, key, *, loss_fn, optimizer, hyperparams, num_steps, record_every, divergence_bound, grad_tol,
+         stop_early=False):
     """One run, written for a single point ``hp`` (learning rate, hyperparameters, start point)."""
     del key
     w0 = hp["w0"]
@@ -193,17 +176,24 @@ def _run(hp, key, *, loss_fn, optimizer, hyperparams, num_steps, record_every, d
 
     never = jnp.asarray(-1, jnp.int32)
     record = (lambda w, loss, aux, grad: loss) if record_every else None
+    until = (lambda state: (state[0] >= 0) | (state[1] >= 0)) if stop_early else None
     w, state, history = descend(value_and_grad, w0, tx, num_steps=num_steps, watch=watch, watch_state=(never, never),
-                                record=record, record_every=max(record_every, 1))
+                                record=record, record_every=max(record_every, 1), until=until)
     (loss, _), grad = value_and_grad(w)
     diverged_step, converged_step = watch(num_steps, w, loss, None, grad, state)
     return SweepResult(w, loss, diverged_step >= 0, diverged_step, converged_step, history)
 
 
-def _check_settings(num_steps, optimizer, hyperparams, record_every, divergence_bound, grad_tol, chunk_size):
+def _check_settings(num_steps, optimizer, hyperparams, record_every, divergence_bound, grad_tol, chunk_size,
+                    stop_early=False):
     num_steps = _validate.num_steps(num_steps)
     check_optimizer(optimizer, hyperparams)
     record_every = _validate.num_steps(record_every, "record_every")
+    if not isinstance(stop_early, (bool, np.bool_)):
+        raise TypeError(f"stop_early must be True or False, got {stop_early!r}")
+    if stop_early and record_every:
+        raise ValueError("stop_early=True cannot record a loss history (record_every > 0): a stopped run has no "
+                         "losses after its stop step; use one or the other")
     if chunk_size is not None and _validate.num_steps(chunk_size, "chunk_size") < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     for name, value in (("divergence_bound", divergence_bound), ("grad_tol", grad_tol)):
@@ -277,13 +267,14 @@ def _check_hyperparams(hyperparams) -> dict:
 
 
 def _runs(loss_fn, coords, *, optimizer, hyperparams, num_steps, record_every, divergence_bound, grad_tol,
-          chunk_size, devices, out, piece_runs=None, progress=None):
+          chunk_size, devices, out, piece_runs=None, progress=None, stop_early=False):
     """Validated arguments → the engine; the result labelled with ``coords``."""
     num_steps, record_every, divergence_bound, grad_tol, chunk_size = _check_settings(
-        num_steps, optimizer, hyperparams, record_every, divergence_bound, grad_tol, chunk_size)
+        num_steps, optimizer, hyperparams, record_every, divergence_bound, grad_tol, chunk_size, stop_early)
+    _xla.hint_once((jax.devices() if devices is None else list(devices) or jax.devices())[0].platform)
     run = functools.partial(_run, loss_fn=loss_fn, optimizer=optimizer, hyperparams=tuple(hyperparams),
                             num_steps=num_steps, record_every=record_every, divergence_bound=divergence_bound,
-                            grad_tol=grad_tol)
+                            grad_tol=grad_tol, stop_early=bool(stop_early))
     result = _engine.run_grid(run, coords, key=jax.random.key(0), chunk_size=chunk_size, devices=devices, out=out,
                               piece_runs=piece_runs, progress=progress)
     return result._replace(coords=coords)
@@ -304,6 +295,7 @@ def sweep_pairs(
     record_every: int = 0,
     divergence_bound: float = DIVERGENCE_BOUND,
     grad_tol: float = GRAD_TOL,
+    stop_early: bool = False,
     chunk_size: Optional[int] = None,
     devices: Optional[Sequence[jax.Device]] = None,
     out=None,
@@ -339,7 +331,7 @@ def sweep_pairs(
     coords = _engine.Coords(items, ["point"] * len(items))
     return _runs(loss_fn, coords, optimizer=optimizer, hyperparams=hyperparams, num_steps=num_steps,
                  record_every=record_every, divergence_bound=divergence_bound, grad_tol=grad_tol,
-                 chunk_size=chunk_size, devices=devices, out=out)
+                 chunk_size=chunk_size, devices=devices, out=out, stop_early=stop_early)
 
 
 def grid_pairs(learning_rate: ArrayLike, w0: Any, *, start: int = 0, stop: Optional[int] = None):
@@ -384,6 +376,7 @@ def sweep(
     record_every: int = 0,
     divergence_bound: float = DIVERGENCE_BOUND,
     grad_tol: float = GRAD_TOL,
+    stop_early: bool = False,
     chunk_size: Optional[int] = None,
     devices: Optional[Sequence[jax.Device]] = None,
     out=None,
@@ -410,6 +403,13 @@ def sweep(
       divergence_bound: a run diverges when some ``|w_i|`` exceeds this (or w
         or the loss is non-finite); ``float('inf')`` for non-finite only.
       grad_tol: a run has converged at the first iterate whose gradient norm is below this.
+      stop_early: each run stops at its first converged or diverged iterate
+        (``final_w`` is that iterate, ``final_loss`` its loss) and a chunk of
+        runs ends once all its runs have stopped: a sweep that maps where
+        learning rates converge does only the steps it needs. ``diverged_step``
+        and ``converged_step`` are those of the full run, except for a run
+        that converges and diverges later (its divergence is never reached:
+        ``diverged_step`` is -1). Not with ``record_every``.
       chunk_size: at most this many runs advance together on a device (memory
         is O(chunk_size) per device). ``None``: ``CHUNK_SIZE`` (2048) on CPU,
         where 1024–4096 is fastest, ``ACCELERATOR_CHUNK_SIZE`` (2²⁰) on GPU/TPU.
@@ -451,6 +451,10 @@ def sweep(
       0       0.0  1.9              -1
       1       0.5  1.9             147
       2       0.9  1.9             150
+      >>> early = sweep(losses.sextic, w0=np.array([-1.0, 1.9]),
+      ...               learning_rate=np.array([0.01, 0.1, 1.0]), num_steps=1000, stop_early=True)
+      >>> early.converged_step[:2].tolist(), early.diverged_step[2].tolist()
+      ([[483, 336], [44, 44]], [3, 2])
     """
     _check_learning_rates(learning_rate)
     hyperparams = _check_hyperparams(hyperparams)
@@ -462,4 +466,5 @@ def sweep(
              ("w0", w0)]
     return _runs(loss_fn, _engine.Coords(items), optimizer=optimizer, hyperparams=hyperparams, num_steps=num_steps,
                  record_every=record_every, divergence_bound=divergence_bound, grad_tol=grad_tol,
-                 chunk_size=chunk_size, devices=devices, out=out, piece_runs=piece_runs, progress=progress)
+                 chunk_size=chunk_size, devices=devices, out=out, piece_runs=piece_runs, progress=progress,
+                 stop_early=stop_early)

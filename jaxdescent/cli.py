@@ -418,9 +418,10 @@ def _sweep(args) -> None:
         with StopBetweenPieces() as stop:
             r = sweep(loss_fn, w0=w0, learning_rate=learning_rate, num_steps=args.num_steps, optimizer=factory,
                       hyperparams=hps, out=out, piece_runs=args.piece_runs,
-                      progress=stop.pieces(progress_bar(args.quiet, "sweep")))
+                      progress=stop.pieces(progress_bar(args.quiet, "sweep")), stop_early=args.stop_early)
         config = {"subcommand": "sweep", "loss": args.loss, "learning_rate": args.learning_rate, "w0": args.w0,
-                  "num_steps": args.num_steps, "optimizer": args.optimizer, "hyperparams": args.hyperparam or []}
+                  "num_steps": args.num_steps, "optimizer": args.optimizer, "hyperparams": args.hyperparam or [],
+                  "stop_early": args.stop_early}
         results.save_json(out / "meta.json", run_meta(args, started, **config, axes=list(r.axes), runs=num_runs))
         if args.csv:
             results.write_csv(out / "results.csv", r.columns, num_runs)
@@ -587,6 +588,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--piece-runs", type=positive_int, default=1 << 16, metavar="N",
                    help="runs per saved piece (default 65536)")
     s.add_argument("--csv", action="store_true", help="also write DIR/results.csv, one row per run")
+    s.add_argument("--stop-early", action="store_true",
+                   help="stop each run at its first converged or diverged step (final_w is that iterate)")
     s.set_defaults(run=_sweep)
 
     t = sub.add_parser(

@@ -101,7 +101,7 @@ def as_params(w0) -> Any:
 
 
 def descend(value_and_grad, w0, tx, *, num_steps, watch=None, watch_state=None, record=None, record_every=1,
-            stop=None, record_state=None, record_last=False):
+            stop=None, record_state=None, record_last=False, until=None):
     """The one step loop under every run: evaluate, watch, (record,) update, ``num_steps`` times.
 
     Every user of the package (one run, a sweep, the step network, a
@@ -123,6 +123,10 @@ def descend(value_and_grad, w0, tx, *, num_steps, watch=None, watch_state=None, 
         (pytree, state)`` and this is its first state, carried from record to
         record (e.g. a warm start for an eigenvector).
       record_last: also record the last iterate ``num_steps`` when k does not divide it.
+      until: ``state -> bool``: like ``stop`` (the first iterate where it
+        holds is held and returned), and the loop also ends early once it
+        holds: a ``lax.while_loop`` over blocks of steps that, under ``vmap``,
+        ends when every run has stopped. Not with ``record`` or ``stop``.
 
     Returns:
       ``(w, watch_state, records)``: the last iterate, the watched state and the
@@ -143,6 +147,11 @@ def descend(value_and_grad, w0, tx, *, num_steps, watch=None, watch_state=None, 
         return (new_w, new_opt_state, state), (loss, aux, grad)
 
     carry = (w0, tx.init(w0), watch_state)
+    if until is not None:
+        if record is not None or stop is not None:
+            raise ValueError("descend: until= cannot be combined with record= or stop=")
+        stop = until  # a run that has stopped is held by step itself
+        return _descend_until(step, carry, until, num_steps)
     if record is None:
         carry = lax.fori_loop(0, num_steps, lambda t, c: step(t, c)[0], carry)
         return carry[0], carry[2], None
@@ -172,6 +181,31 @@ def descend(value_and_grad, w0, tx, *, num_steps, watch=None, watch_state=None, 
     if record_last and num_steps % record_every:
         records, s = append(records, carry[0], s)
     return carry[0], carry[2], records
+
+
+STOP_CHECK_EVERY = 32  # until= is tested for the whole chunk every this many steps
+
+
+def _descend_until(step, carry, until, num_steps):
+    """``step`` (which holds a run once ``until`` holds) until every run has stopped or num_steps are done.
+
+    Steps go in blocks of ``STOP_CHECK_EVERY`` (a fixed-length inner loop, as
+    fast as the plain one); between blocks a ``while_loop`` ends once ``until``
+    holds. Under ``vmap`` that test is "every run of the chunk has stopped",
+    made once a block rather than once a step; a stopped run is held by
+    ``step`` itself, so the extra steps of its block change nothing.
+    """
+    block = max(1, min(STOP_CHECK_EVERY, num_steps))
+    num_blocks = num_steps // block
+
+    def body(loop):
+        b, carry = loop
+        return b + 1, lax.fori_loop(0, block, lambda i, c: step(b * block + i, c)[0], carry)
+
+    b0 = jnp.asarray(0, jnp.int32)
+    _, carry = lax.while_loop(lambda loop: (loop[0] < num_blocks) & ~until(loop[1][2]), body, (b0, carry))
+    carry = lax.fori_loop(num_blocks * block, num_steps, lambda t, c: step(t, c)[0], carry)
+    return carry[0], carry[2], None
 
 
 def _no_aux(loss_fn):

@@ -47,7 +47,8 @@ def free_port() -> int:
 def test_two_processes_match_one(tmp_path):
     port = free_port()
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env.pop("XLA_FLAGS", None)  # one CPU device per process
+    env.pop("XLA_FLAGS", None)  # one CPU device per process: neither XLA_FLAGS nor jaxdescent's import-time
+    env["JAXDESCENT_CONFIGURE_XLA"] = "0"  # configuration (which gives one CPU device per core) splits the host
     outs = [tmp_path / f"out{i}.npz" for i in range(2)]
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(port), str(i), str(outs[i])], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in range(2)]

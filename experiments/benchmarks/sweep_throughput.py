@@ -41,8 +41,8 @@ C_SOURCE = r"""
 #include <stdint.h>
 #define B 64
 void sweep_ref(const float *lr_of_run, const float *w0_of_run, long n, int steps, float bound, float tol2,
-               float *final_w, float *final_loss, int32_t *div_step, int32_t *conv_step) {
-  #pragma omp parallel for schedule(static)
+               float *final_w, float *final_loss, int32_t *div_step, int32_t *conv_step, int threads) {
+  #pragma omp parallel for schedule(static) num_threads(threads)
   for (long b = 0; b < n; b += B) {
     float w[B], lr[B]; int32_t ds[B], cs[B];
     long m = n - b < B ? n - b : B;
@@ -69,6 +69,60 @@ void sweep_ref(const float *lr_of_run, const float *w0_of_run, long n, int steps
     }
   }
 }
+
+/* The practical limit: register-blocked AVX-512. A block is 4 vectors of 16 runs that stay in zmm registers
+   for all the steps (w, lr, first diverged step, first converged step: 16 registers), so a step is pure
+   arithmetic with no loads or stores, and 4 independent vectors hide the FMA latency of the step's dependency
+   chain. The same arithmetic as sweep_ref, and the same checks: a step is "bad" when the loss is not finite
+   or !(|w| <= bound); the first step is kept with an unsigned min (-1 is the largest unsigned value). */
+#ifdef __AVX512F__
+#include <immintrin.h>
+#define V 4
+int have_limit(void) { return 1; }
+void sweep_limit(const float *lr_of_run, const float *w0_of_run, long n, int steps, float bound, float tol2,
+                 float *final_w, float *final_loss, int32_t *div_step, int32_t *conv_step, int threads) {
+  #pragma omp parallel for schedule(static) num_threads(threads)
+  for (long b = 0; b < n; b += 16 * V) {
+    float wbuf[16 * V], lbuf[16 * V];
+    long m = n - b < 16 * V ? n - b : 16 * V;
+    for (int j = 0; j < 16 * V; j++) { long r = b + (j < m ? j : 0); wbuf[j] = w0_of_run[r]; lbuf[j] = lr_of_run[r]; }
+    __m512 w[V], lr[V]; __m512i ds[V], cs[V];
+    for (int v = 0; v < V; v++) {
+      w[v] = _mm512_loadu_ps(wbuf + 16 * v); lr[v] = _mm512_loadu_ps(lbuf + 16 * v);
+      ds[v] = _mm512_set1_epi32(-1); cs[v] = _mm512_set1_epi32(-1);
+    }
+    const __m512 sixth = _mm512_set1_ps(1.0f / 6.0f), half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
+    const __m512 vbound2 = _mm512_set1_ps(bound * bound), vtol2 = _mm512_set1_ps(tol2);
+    for (int t = 0; t <= steps; t++) {
+      const __m512i vt = _mm512_set1_epi32(t);
+      #pragma GCC unroll 4
+      for (int v = 0; v < V; v++) {
+        __m512 x = w[v], x2 = _mm512_mul_ps(x, x), x4 = _mm512_mul_ps(x2, x2);
+        __m512 loss = _mm512_fmadd_ps(_mm512_mul_ps(x4, x2), sixth, _mm512_fmsub_ps(x2, half, x));
+        __m512 g = _mm512_sub_ps(_mm512_fmadd_ps(x4, x, x), one);
+        /* !(|x| <= bound) as !(x*x <= bound*bound) (true for NaN too), and a non-finite loss by its class */
+        __mmask16 bad = _mm512_cmp_ps_mask(x2, vbound2, _CMP_NLE_UQ) | _mm512_fpclass_ps_mask(loss, 0x99);
+        __mmask16 small = _mm512_cmp_ps_mask(_mm512_mul_ps(g, g), vtol2, _CMP_LT_OQ);
+        ds[v] = _mm512_mask_min_epu32(ds[v], bad, ds[v], vt);
+        cs[v] = _mm512_mask_min_epu32(cs[v], small, cs[v], vt);
+        w[v] = _mm512_mask3_fnmadd_ps(lr[v], g, x, t < steps ? 0xFFFF : 0);  /* no update after the last check */
+      }
+    }
+    int32_t dbuf[16 * V], cbuf[16 * V];
+    for (int v = 0; v < V; v++) {
+      _mm512_storeu_ps(wbuf + 16 * v, w[v]);
+      _mm512_storeu_si512(dbuf + 16 * v, ds[v]); _mm512_storeu_si512(cbuf + 16 * v, cs[v]);
+    }
+    for (int j = 0; j < m; j++) {
+      float x = wbuf[j], x2 = x * x;
+      final_w[b + j] = x; final_loss[b + j] = x2 * x2 * x2 / 6.0f + x2 / 2.0f - x;
+      div_step[b + j] = dbuf[j]; conv_step[b + j] = cbuf[j];
+    }
+  }
+}
+#else
+int have_limit(void) { return 0; }
+#endif
 """
 
 
@@ -85,10 +139,13 @@ def parse_args():
                         help="torch.set_num_threads; 1 by default: on a busy 2-core host more threads spin badly")
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="jaxdescent's chunk_size (default: the library's per-platform default)")
-    parser.add_argument("--host-devices", type=int, default=1,
-                        help="on CPU, split the host into this many XLA devices (the sweep shards over them)")
-    parser.add_argument("--default-xla-flags", action="store_true",
-                        help="do not call jaxdescent.use_fast_cpu_flags() (to measure the default path)")
+    parser.add_argument("--host-devices", type=int, default=None,
+                        help="on CPU, split the host into this many XLA devices (default: what importing "
+                             "jaxdescent gives, one per core)")
+    parser.add_argument("--fast", action="store_true",
+                        help="also call jaxdescent.use_fast_cpu_flags() (the vector-width flag for every program)")
+    parser.add_argument("--jax-first", action="store_true",
+                        help="start JAX before importing jaxdescent: what a user who did gets (no XLA settings)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats; the best is reported")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path(__file__).parent / "out")
     args = parser.parse_args()
@@ -98,13 +155,18 @@ def parse_args():
 
 
 ARGS = parse_args()
-# XLA reads its flags once, when JAX creates a backend: set them before anything touches jax arrays.
-import jaxdescent  # noqa: E402  (imports jax without starting a backend)
-
-if ARGS.host_devices > 1:
+# By default this is the path a user gets: a fresh process that imports jaxdescent (which configures XLA's CPU
+# backend before it starts) and calls sweep. XLA reads its flags once, when JAX creates a backend.
+if ARGS.host_devices:
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                + f" --xla_force_host_platform_device_count={ARGS.host_devices}")
-if not ARGS.default_xla_flags:
+if ARGS.jax_first:
+    import jax
+
+    jax.devices()
+import jaxdescent  # noqa: E402
+
+if ARGS.fast:
     jaxdescent.use_fast_cpu_flags()
 
 import jax  # noqa: E402
@@ -198,24 +260,41 @@ def build_c(workdir):
     if done.returncode != 0:
         return None, f"`{' '.join(cmd)}` failed: {done.stderr.strip()[:300]}"
     c = ctypes.CDLL(str(lib))
-    c.sweep_ref.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_long, ctypes.c_int, ctypes.c_float,
-                                                    ctypes.c_float] + [ctypes.c_void_p] * 4
-    return c, None
+    kernels = {"simple": c.sweep_ref}
+    if c.have_limit():
+        kernels["limit"] = c.sweep_limit
+    for kernel in kernels.values():
+        kernel.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_long, ctypes.c_int, ctypes.c_float,
+                                                   ctypes.c_float] + [ctypes.c_void_p] * 4 + [ctypes.c_int]
+    return kernels, None
 
 
-def run_c(c, lrs, w0s, steps):
+# The kernels name their thread count: OpenMP's default can be changed behind their back (torch.set_num_threads(1)
+# for the PyTorch row sets it for the whole process, which once made the C rows single-threaded).
+C_THREADS = int(os.environ.get("OMP_NUM_THREADS") or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                                         else os.cpu_count()))
+
+
+def run_c(kernel, lrs, w0s, steps):
     n = lrs.size
     outs = [np.empty(n, np.float32), np.empty(n, np.float32), np.empty(n, np.int32), np.empty(n, np.int32)]
     ptr = lambda a: a.ctypes.data_as(ctypes.c_void_p)
-    c.sweep_ref(ptr(lrs), ptr(w0s), n, steps, BOUND, TOL * TOL, *map(ptr, outs))
+    kernel(ptr(lrs), ptr(w0s), n, steps, BOUND, TOL * TOL, *map(ptr, outs), C_THREADS)
     return outs
+
+
+def agreement(name, steps_a, steps_b):
+    """How often two methods give the same first diverged / converged steps (exactly, and within one step)."""
+    (div_a, conv_a), (div_b, conv_b) = [[np.asarray(x).ravel() for x in s] for s in (steps_a, steps_b)]
+    return (f"check: {name}: diverged_step equal in {np.mean(div_a == div_b):.4%} of runs, converged_step equal "
+            f"in {np.mean(conv_a == conv_b):.4%}, within 1 step in {np.mean(np.abs(conv_a - conv_b) <= 1):.4%}")
 
 
 def main(args):
     lr, w0, lrs, w0s = grid(args)
     runs, steps = lrs.size, args.steps
     updates = runs * steps
-    rows = []  # (method, runs timed, seconds for all runs, note)
+    rows = []  # (method, runs timed, seconds for all runs)
     messages = []
 
     def subset(n):
@@ -246,9 +325,9 @@ def main(args):
         if name in events:
             compile_s.append(duration)
 
-    def run_jax():
-        result = jaxdescent.sweep(sextic, w0=w0, learning_rate=lr, num_steps=steps,
-                                        chunk_size=args.chunk_size)
+    def sweep(stop_early=False):
+        result = jaxdescent.sweep(sextic, w0=w0, learning_rate=lr, num_steps=steps, chunk_size=args.chunk_size,
+                                  stop_early=stop_early)
         return jax.block_until_ready(result)
 
     # The same grid through the general engine, jaxdescent.sweep_fn, with sweep's own run function and
@@ -266,73 +345,83 @@ def main(args):
         return jax.block_until_ready(runs.metrics)
 
     jax.monitoring.register_event_duration_secs_listener(listener)
-    start = time.perf_counter()
-    result = run_jax()
-    first_s = time.perf_counter() - start
-    sweep_compile_s, compile_s[:] = sum(compile_s), []
-    start = time.perf_counter()
-    fn_result = run_sweep_fn()
-    fn_first_s = time.perf_counter() - start
+    first_s, compiles = {}, {}
+    results = {}
+    for name, fn in [("sweep", sweep), ("sweep_fn", run_sweep_fn), ("stop_early", lambda: sweep(True))]:
+        compile_s[:] = []
+        with jaxdescent.count_compilations() as counted:
+            start = time.perf_counter()
+            results[name] = fn()
+            first_s[name] = time.perf_counter() - start
+        compiles[name] = (sum(compile_s), counted.count)
     jax.monitoring.unregister_event_duration_listener(listener)
-    fn_compile_s, compile_s[:] = sum(compile_s), [sweep_compile_s]
     devices = jax.devices()
+    result, fn_result, early = results["sweep"], results["sweep_fn"], results["stop_early"]
     same = all(np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True) for a, b in
                [(result.final_w, fn_result.final_w), (result.diverged_step, fn_result.diverged_step),
                 (result.converged_step, fn_result.converged_step)])
     messages.append(f"check: sweep_fn and sweep results bit-identical (final_w, diverged_step, converged_step): {same}")
+    full_steps = (result.diverged_step, result.converged_step)
+    messages.append(agreement("stop_early vs full sweep", (early.diverged_step, early.converged_step), full_steps))
 
-    c_s = None
-    jax_row = len(rows)
+    timed = {"sweep": sweep, "sweep_fn": run_sweep_fn, "stop_early": lambda: sweep(True)}
     with tempfile.TemporaryDirectory() as tmp:
-        c, why = build_c(pathlib.Path(tmp))
-        timed = [run_jax, run_sweep_fn]
-        if c is None:
-            messages.append(f"C reference: skipped ({why})")
+        kernels, why = build_c(pathlib.Path(tmp))
+        if kernels is None:
+            messages.append(f"C kernels: skipped ({why})")
         else:
-            timed.append(lambda: run_c(c, lrs, w0s, steps))
-        # Interleaved, best of each: a busy host slows whichever runs during the noise. sweep and sweep_fn swap
-        # places every repeat, so neither always runs right after the C kernel (whose OpenMP threads spin on).
-        def repeat(i):
-            order = ([0, 1] if i % 2 == 0 else [1, 0]) + list(range(2, len(timed)))
-            seconds = {k: best_time(timed[k], 1) for k in order}
-            return tuple(seconds[k] for k in range(len(timed)))
-
-        timings = [repeat(i) for i in range(args.repeats)]
-        jax_s, fn_s = min(t[0] for t in timings), min(t[1] for t in timings)
-        messages.append(f"jaxdescent.sweep_fn / sweep time: {fn_s / jax_s:.3f} (best of each); per repeat: "
-                        + ", ".join(f"{t[1] / t[0]:.2f}" for t in timings))
-        if c is not None:
-            c_s = min(t[2] for t in timings)
-            threads = os.environ.get("OMP_NUM_THREADS", str(os.cpu_count()))
-            rows.append((f"C -O3 -march=native -fopenmp ({threads} threads)", runs, c_s))
-            messages.append("jaxdescent / C time per repeat: "
-                            + ", ".join(f"{t[0] / t[2]:.2f}" for t in timings))
-            _, _, c_div, c_conv = run_c(c, lrs, w0s, steps)
-            same_div = np.mean(np.asarray(result.diverged_step).ravel() == c_div)
-            same_conv = np.mean(np.abs(np.asarray(result.converged_step).ravel() - c_conv) <= 1)
-            messages.append(f"check: jaxdescent vs C diverged_step equal in {same_div:.4%} of runs, "
-                            f"converged_step within 1 step in {same_conv:.4%}")
-
-    rows.insert(jax_row, (f"jaxdescent ({devices[0].platform}, {len(devices)} device(s))", runs, jax_s))
-    rows.insert(jax_row + 1, ("jaxdescent.sweep_fn, sweep's run function", runs, fn_s))
+            if "limit" not in kernels:
+                messages.append("C, register-blocked: skipped (the compiler does not target AVX-512 here)")
+            for name, kernel in kernels.items():
+                timed["C " + name] = functools.partial(run_c, kernel, lrs, w0s, steps)
+                _, _, div, conv = run_c(kernel, lrs, w0s, steps)
+                messages.append(agreement(f"jaxdescent vs C {name}", full_steps, (div, conv)))
+        # Interleaved, best of each: a busy host slows whichever runs during the noise. The order rotates every
+        # repeat, so no method always runs right after another (the C kernels' OpenMP threads spin on).
+        names = list(timed)
+        timings = {name: [] for name in names}
+        for i in range(args.repeats):
+            for name in names[i % len(names):] + names[:i % len(names)]:
+                timings[name].append(best_time(timed[name], 1))
+    best = {name: min(t) for name, t in timings.items()}
+    limit = best.get("C limit") or best.get("C simple")
+    limit_name = "C limit" if "C limit" in best else "C simple"
+    threads = C_THREADS
+    platform = devices[0].platform
+    c_rows = {"C limit": f"C register-blocked AVX-512 (4x16 runs in registers), {threads} threads: the limit",
+              "C simple": f"C, simple (blocks of 64 runs through memory), {threads} threads"}
+    jax_rows = {"sweep": f"jaxdescent sweep ({platform}, {len(devices)} device(s))",
+                "sweep_fn": "jaxdescent sweep_fn, sweep's run function",
+                "stop_early": "jaxdescent sweep, stop_early=True"}
+    rows += [(label, runs, best[name]) for name, label in {**jax_rows, **c_rows}.items() if name in best]
+    messages.append(f"jaxdescent.sweep_fn / sweep time: {best['sweep_fn'] / best['sweep']:.3f} (best of each); "
+                    "per repeat: " + ", ".join(f"{f / s:.2f}" for f, s in zip(timings["sweep_fn"], timings["sweep"])))
+    messages.append(f"stop_early speed-up over the full sweep: {best['sweep'] / best['stop_early']:.2f}x")
+    if limit:
+        for name in ("sweep", "stop_early"):
+            messages.append(f"jaxdescent {name} / {limit_name} time per repeat: "
+                            + ", ".join(f"{a / b:.2f}" for a, b in zip(timings[name], timings[limit_name])))
     lines = [
         f"sweep throughput: sextic, {args.n_lr} learning rates x {args.n_w0} start points = {runs} runs, "
         f"{steps} steps, float32",
         f"jax {jax.__version__}, backend {jax.default_backend()}, devices {[str(d) for d in devices]}, "
         f"device kind {devices[0].device_kind!r}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, "
-        f"chunk_size {args.chunk_size or 'default'}",
+        f"chunk_size {args.chunk_size or 'default'}, jaxdescent's import-time XLA setup: {jaxdescent._xla.state['status']}"
+        f"{', JAX started first' if args.jax_first else ''}{', use_fast_cpu_flags()' if args.fast else ''}",
+        f"cpu: {cpu_model()}; load average before the run: {LOAD_BEFORE}",
         "",
-        f"{'method':<52} {'runs timed':>10} {'seconds':>9} {'updates/s':>10} {'x C time':>9}",
+        f"{'method':<70} {'runs timed':>10} {'seconds':>9} {'updates/s':>10} {'x limit':>8}",
     ]
     for method, n, seconds in rows:
-        ratio = f"{seconds / c_s:9.2f}" if c_s else f"{'-':>9}"
+        ratio = f"{seconds / limit:8.2f}" if limit else f"{'-':>8}"
         extrapolated = "*" if n < runs else " "
-        lines.append(f"{method:<52} {n:>10} {seconds:>8.3f}{extrapolated} {updates / seconds:>10.3g} {ratio}")
+        lines.append(f"{method:<70} {n:>10} {seconds:>8.3f}{extrapolated} {updates / seconds:>10.3g} {ratio}")
     lines += [
         "* timed on a subset of the runs (spread over the grid) and extrapolated linearly to all runs",
-        f"jaxdescent compile (trace + lower + XLA compile): {sum(compile_s):.3f} s; "
-        f"first call including compile and transfers: {first_s:.3f} s; "
-        f"sweep_fn: compile {fn_compile_s:.3f} s, first call {fn_first_s:.3f} s",
+        "x limit: time / the fastest C kernel's time (the register-blocked one where the CPU has AVX-512)",
+        *(f"jaxdescent {name}: compile (trace + lower + XLA compile) {compiles[name][0]:.3f} s in "
+          f"{compiles[name][1]} compilation(s); first call including compile and transfers {first_s[name]:.3f} s"
+          for name in first_s),
         *messages,
     ]
     table = "\n".join(lines)
@@ -341,6 +430,18 @@ def main(args):
     path = args.out / f"sweep_throughput_{jax.default_backend()}.txt"
     path.write_text(table + "\n")
     print(f"written to {path}")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        name = "unknown"
+    return f"{name}, {os.cpu_count()} logical cores"
+
+
+LOAD_BEFORE = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
 
 if __name__ == "__main__":
