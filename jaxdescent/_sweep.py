@@ -129,7 +129,7 @@ class SweepResult(NamedTuple):
 
 def fast_cpu_flags() -> str:
     """The XLA flags of the fast CPU path on this JAX version, as one ``XLA_FLAGS`` string."""
-    return " ".join(_xla.fast_flags(jax.__version__))
+    return " ".join(_xla.fast_flags())
 
 
 def use_fast_cpu_flags() -> None:
@@ -148,7 +148,7 @@ def use_fast_cpu_flags() -> None:
             "use_fast_cpu_flags() must run before JAX initialises its backend "
             "(before the first jax array or jax.devices()); set "
             f"XLA_FLAGS='{fast_cpu_flags()}' in the environment instead")
-    _xla._add_flags(_xla.fast_flags(jax.__version__))
+    _xla._add_flags(_xla.fast_flags())
 
 
 def _run(hp, key, *, loss_fn, optimizer, hyperparams, num_steps, record_every, divergence_bound, grad_tol,

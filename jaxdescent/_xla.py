@@ -6,17 +6,18 @@ one CPU device uses one core for such a loop. Two settings fix that, and both
 must be in place before JAX creates its CPU backend:
 
 * ``XLA_FLAGS`` gains the flag that compiles small while loops into one
-  kernel (``xla_cpu_small_while_loop_byte_threshold`` on jax >= 0.7.1; the
-  older runtime, ``--xla_cpu_use_thunk_runtime=false``, on 0.4.32 to 0.6.x,
-  where the new one was the slow default; nothing on 0.7.0, which has
-  neither);
+  kernel (``xla_cpu_small_while_loop_byte_threshold``; jax 0.7.0, below the
+  package's floor, aborts on it);
 * ``jax_num_cpu_devices`` becomes the number of cores this process may use,
   so a sweep shards its runs over every core. Work placed on one device
   (plain ``jax.jit`` calls) is unchanged; ``jax.devices("cpu")`` lists one
   device per core.
 
-Neither changes a result: a sweep is bit-identical on any number of devices,
-and compiled loops compute the same operations.
+Neither changes what a run computes. A sweep gives the same bits on any
+number of devices for a fixed ``chunk_size``; the README's bit-identity
+section names the one case found where one device and several differ in the
+last bits (Adam on a small MLP), which is then also the difference between
+importing jaxdescent before JAX or after.
 
 When it is done: only if the backend has not started (checked through
 ``jax.config.update("jax_num_cpu_devices", ...)``, which JAX refuses once it
@@ -28,30 +29,14 @@ sweep on CPU warns once, saying what to do.
 """
 
 import os
-import re
 import warnings
 
 ENV = "JAXDESCENT_CONFIGURE_XLA"
 _LOOP_FLAG = "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=1000000000"
-_OLD_RUNTIME_FLAG = "--xla_cpu_use_thunk_runtime=false"
 _WIDTH_FLAG = "--xla_cpu_prefer_vector_width=512"
 
 # What import did: "configured", or why not ("off", "started", "unknown").
 state = {"status": "not run", "devices": None, "warned": False}
-
-
-def _version(text: str) -> tuple:
-    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
-
-
-def loop_flags(jax_version: str) -> list:
-    """The flag that makes XLA's CPU step loops fast on this JAX version (may be empty)."""
-    version = _version(jax_version)
-    if version >= (0, 7, 1):
-        return [_LOOP_FLAG]
-    if (0, 4, 32) <= version < (0, 7, 0):
-        return [_OLD_RUNTIME_FLAG]
-    return []
 
 
 def cpu_count() -> int:
@@ -95,10 +80,10 @@ def configure(jax_imported_before: bool) -> str:
         if jax_imported_before:  # started, or an old JAX that cannot tell: change nothing
             state["status"] = "started"
             return "started"
-        _add_flags(loop_flags(jax.__version__))  # jax was imported just now: no backend can exist yet
+        _add_flags([_LOOP_FLAG])  # jax was imported just now: no backend can exist yet
         state["status"] = "configured"
         return "configured"
-    _add_flags(loop_flags(jax.__version__))
+    _add_flags([_LOOP_FLAG])
     if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "") \
             and jax.config.jax_num_cpu_devices < 0:
         jax.config.update("jax_num_cpu_devices", cpu_count())
@@ -107,9 +92,9 @@ def configure(jax_imported_before: bool) -> str:
     return "configured"
 
 
-def fast_flags(jax_version: str) -> list:
-    """Every flag of the fast CPU path on this JAX version (for ``XLA_FLAGS`` set by hand)."""
-    return [_WIDTH_FLAG, *loop_flags(jax_version)]
+def fast_flags() -> list:
+    """Every flag of the fast CPU path (for ``XLA_FLAGS`` set by hand)."""
+    return [_WIDTH_FLAG, _LOOP_FLAG]
 
 
 def hint_once(platform: str) -> None:
@@ -127,7 +112,7 @@ def hint_once(platform: str) -> None:
     if state["status"] == "configured" and took:
         return
     state["warned"] = True
-    flags = " ".join(fast_flags(jax.__version__))
+    flags = " ".join(fast_flags())
     warnings.warn(
         "jaxdescent: JAX had started before jaxdescent was imported, so XLA's CPU settings for fast sweeps are not "
         "in effect and sweeps on CPU run several times slower. Import jaxdescent before running anything in JAX, "
