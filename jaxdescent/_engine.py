@@ -303,13 +303,17 @@ def _launch(coord_values, key, start, shared, *, run, shape, dims, names, seeded
             hp = {name: jax.tree_util.tree_map(lambda v: v[index[dim]], value)
                   for name, dim, value in zip(names, dims, coord_values) if name != "seed"}
             run_key = jax.random.fold_in(key, index["seed"] if seeded else 0)
+            # Barriers around the run keep XLA from fusing it with the code around it (picking its inputs,
+            # placing its outputs), which differs with the devices and pieces: fused differently, a*b + c is
+            # contracted into FMAs differently, and the run's last bits would depend on the layout.
+            hp, run_key, shared = lax.optimization_barrier((hp, run_key, shared))
             return fn(hp, run_key) if shared is None else fn(hp, run_key, shared)
 
         def one_chunk(rs):
             # Shared data is broadcast to the chunk's run axis, so every product in the vmapped runs is a
             # batched one with the run axis leading (no per-step transposes; see network.train_many).
             batched = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (chunk,) + a.shape), shared)
-            return jax.vmap(one)(rs, batched)
+            return lax.optimization_barrier(jax.vmap(one)(rs, batched))
 
         # Chunks are dealt to the devices in turn (chunk c of device d is the call's chunk c * devices + d), so
         # neighbouring runs, which tend to cost alike (stop_early, stop_when_solved), spread over all devices.
@@ -461,7 +465,11 @@ def run_grid(
             "out= is not supported with several processes (jax.distributed): run without out= (every process "
             "receives the whole result) and save it from process 0")
     piece_runs = min(piece_runs or PIECE_RUNS, num_runs)
-    layout = plan(num_runs, mesh.devices.size, chunk_size, None if out is None else piece_runs)
+    # Run r is always computed in lane r % chunk of a chunk (a piece's call starts on a chunk boundary, so it
+    # covers up to chunk - 1 runs more): XLA computes some lanes with vector code and the rest with scalar code,
+    # whose fused multiply-adds can differ in the last bit.
+    layout = plan(num_runs, mesh.devices.size, chunk_size,
+                  None if out is None else piece_runs + min(chunk_size, num_runs) - 1)
     settings = dict(run=run, shape=shape, dims=coords.dims, names=coords.names, seeded="seed" in coords.dims,
                     mesh=mesh, per_device=layout.per_device, chunk=layout.chunk,
                     gather=len({d.process_index for d in mesh.devices.flat}) > 1, whole=out is None,
@@ -503,8 +511,9 @@ def run_grid(
     fields = {n: (tuple(leaf.shape), np.dtype(leaf.dtype).str) for n, leaf in zip(names, leaves)}
 
     def compute_piece(start, stop):
-        got = jax.tree_util.tree_leaves(call(start))
-        return {n: np.asarray(x)[: stop - start] for n, x in zip(names, got)}
+        first = start - start % layout.chunk
+        got = jax.tree_util.tree_leaves(call(first))
+        return {n: np.asarray(x)[start - first: stop - first] for n, x in zip(names, got)}
 
     arrays = results.run_pieces(out, config, num_runs, piece_runs, fields, compute_piece, extra=extra,
                                 grid_shape=shape, progress=progress)
