@@ -33,7 +33,9 @@ How it runs:
   any number of devices or processes and whether or not ``out=`` saves it in
   pieces, for every loss and optimizer: the chunk (the width every run is
   vmapped at) is ``min(chunk_size, number of runs)``, whatever the devices
-  and pieces (``tests/test_bit_identity.py``). The last bits can change with
+  and pieces (``tests/test_bit_identity.py``), except that ``final_loss``
+  (evaluated once after the step loop) can differ by the rounding of its
+  terms between a run saved in pieces and one in memory. The last bits can change with
   (1) ``chunk_size`` itself, or the grid's size when it is below
   ``chunk_size``: XLA contracts ``a*b + c`` into fused multiply-adds
   according to how it fuses the program at that width (on x86 CPUs,

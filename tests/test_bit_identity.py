@@ -57,12 +57,19 @@ CASES = textwrap.dedent("""
             r = sweep(loss, learning_rate=lrs, w0=start, num_steps=150, optimizer=opt, chunk_size=chunk,
                       devices=devices[:num_devices], **kw)
             got = [np.asarray(x) for x in jax.tree_util.tree_leaves(
-                (r.final_w, r.final_loss, r.diverged_step, r.converged_step))]
+                (r.final_w, r.diverged_step, r.converged_step, r.final_loss))]
             if reference is None:
                 reference = got
                 continue
             compared += 1
-            if not all(np.array_equal(a, b, equal_nan=True) for a, b in zip(got, reference)):
+            # The trajectory (final_w and the steps) is exact everywhere. final_loss, evaluated once after the
+            # step loop, is exact across devices; saved in pieces, XLA may compile that one evaluation
+            # differently (the README says so): rounding of its O(1) terms, a few eps absolute (near a minimum
+            # the loss is a difference of such terms, so its relative error can be large).
+            exact = len(got) - 1 if pieces else len(got)
+            eps = 4 * np.finfo(got[-1].dtype).eps
+            if not (all(np.array_equal(a, b, equal_nan=True) for a, b in zip(got[:exact], reference))
+                    and np.allclose(got[-1], reference[-1], rtol=eps, atol=eps, equal_nan=True)):
                 print("differs:", name, opt_name, "chunk", chunk, "devices", num_devices, "pieces", pieces)
                 if num_devices == 1:
                     one_device_differs.add((name, opt_name))
