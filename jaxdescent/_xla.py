@@ -1,29 +1,23 @@
 """XLA's CPU settings for fast sweeps, applied at ``import jaxdescent`` when JAX has not started yet.
 
 XLA's default CPU runtime runs a loop of many small steps (a sweep's step
-loop) as one runtime call per step, about 5x slower than compiled code, and
-one CPU device uses one core for such a loop. Two settings fix that, and both
-must be in place before JAX creates its CPU backend:
+loop) as one runtime call per step, about 5x slower than compiled code. The
+flag that compiles small while loops into one kernel
+(``xla_cpu_small_while_loop_byte_threshold``) fixes that; it must be in
+``XLA_FLAGS`` before JAX creates its CPU backend, so importing jaxdescent
+first adds it. It changes how loops are run, not what a run computes.
 
-* ``XLA_FLAGS`` gains the flag that compiles small while loops into one
-  kernel (``xla_cpu_small_while_loop_byte_threshold``; jax 0.7.0, below the
-  package's floor, aborts on it);
-* ``jax_num_cpu_devices`` becomes the number of cores this process may use,
-  so a sweep shards its runs over every core. Work placed on one device
-  (plain ``jax.jit`` calls) is unchanged; ``jax.devices("cpu")`` lists one
-  device per core.
-
-Neither changes what a run computes. A sweep gives the same bits on any
-number of devices for a fixed ``chunk_size``; the README's bit-identity
-section names the one case found where one device and several differ in the
-last bits (Adam on a small MLP), which is then also the difference between
-importing jaxdescent before JAX or after.
+It does not split the CPU into one device per core, although sweeps would
+shard over them: with 2 host devices a ``sweep_fn`` whose run calls
+``gradient_descent(..., track_sharpness=True)`` on a small MLP never returns
+(XLA CPU, jax 0.10.2, with or without this flag), and a library must not
+make a user's program hang. To shard over cores, ask for it yourself:
+``jax.config.update("jax_num_cpu_devices", os.cpu_count())`` before JAX starts.
 
 When it is done: only if the backend has not started (checked through
-``jax.config.update("jax_num_cpu_devices", ...)``, which JAX refuses once it
-has), and only for settings the user has not made (an ``XLA_FLAGS`` that
-already names the flag or a device count, or ``jax_num_cpu_devices`` already
-set, is left alone). ``JAXDESCENT_CONFIGURE_XLA=0`` in the environment turns
+``jax.config.update("jax_num_cpu_devices", ...)`` and its undo, which JAX
+refuses once it has), and only if the user's ``XLA_FLAGS`` does not already
+name the flag. ``JAXDESCENT_CONFIGURE_XLA=0`` in the environment turns
 it all off. If JAX had already started, nothing is changed and the first
 sweep on CPU warns once, saying what to do.
 """
@@ -36,14 +30,7 @@ _LOOP_FLAG = "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshol
 _WIDTH_FLAG = "--xla_cpu_prefer_vector_width=512"
 
 # What import did: "configured", or why not ("off", "started", "unknown").
-state = {"status": "not run", "devices": None, "warned": False}
-
-
-def cpu_count() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+state = {"status": "not run", "warned": False}
 
 
 def _backend_started(jax) -> bool:
@@ -84,10 +71,6 @@ def configure(jax_imported_before: bool) -> str:
         state["status"] = "configured"
         return "configured"
     _add_flags([_LOOP_FLAG])
-    if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "") \
-            and jax.config.jax_num_cpu_devices < 0:
-        jax.config.update("jax_num_cpu_devices", cpu_count())
-        state["devices"] = cpu_count()
     state["status"] = "configured"
     return "configured"
 
@@ -98,24 +81,12 @@ def fast_flags() -> list:
 
 
 def hint_once(platform: str) -> None:
-    """One warning, the first time a CPU sweep runs without the settings in effect.
-
-    That is when JAX had started before jaxdescent was imported, or when the
-    device count asked for at import did not take (a JAX that accepted the
-    option too late).
-    """
-    if platform != "cpu" or state["warned"] or state["status"] == "off":
-        return
-    import jax
-
-    took = state["devices"] is None or len(jax.devices("cpu")) == state["devices"]
-    if state["status"] == "configured" and took:
+    """One warning, the first time a CPU sweep runs without the flag: JAX had started before jaxdescent's import."""
+    if platform != "cpu" or state["warned"] or state["status"] in ("off", "configured"):
         return
     state["warned"] = True
-    flags = " ".join(fast_flags())
     warnings.warn(
-        "jaxdescent: JAX had started before jaxdescent was imported, so XLA's CPU settings for fast sweeps are not "
+        "jaxdescent: JAX had started before jaxdescent was imported, so XLA's CPU setting for fast sweeps is not "
         "in effect and sweeps on CPU run several times slower. Import jaxdescent before running anything in JAX, "
-        f"or start Python with XLA_FLAGS='{flags}' and jax.config.update('jax_num_cpu_devices', {cpu_count()}) "
+        f"or start Python with XLA_FLAGS='{' '.join(fast_flags())}' "
         f"(set {ENV}=0 to silence this and keep JAX's defaults).", stacklevel=4)
-
