@@ -313,8 +313,9 @@ def test_stop_early_matches_the_full_run(optimizer):
         path = np.asarray(gradient_descent(lambda w: jnp.sum(jax.vmap(sextic)(w)), w0, learning_rate=a,
                                            num_steps=300, optimizer=optimizer).w)
         want = path[stop[i], np.arange(w0.size)]
-        np.testing.assert_array_equal(early.final_w[i], want)
-        np.testing.assert_array_equal(early.final_loss[i], jax.vmap(sextic)(want))
+        # another program (one run over all points) can round an iterate differently by an ulp (jax 0.7.2 does)
+        np.testing.assert_allclose(early.final_w[i], want, rtol=4e-7, atol=0)
+        np.testing.assert_allclose(early.final_loss[i], jax.vmap(sextic)(want), rtol=4e-6, atol=0)
 
 
 @pytest.mark.parametrize("kwargs, error", [
