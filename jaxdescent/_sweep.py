@@ -45,11 +45,12 @@ How it runs:
   loss × optimizer pairs agree there too.
 
 The fast path on CPU: XLA's default CPU runtime runs a loop of many small
-steps as one runtime call per step (several times slower than a C loop), and
-one CPU device runs such a loop on one core. Importing jaxdescent before JAX
-has started fixes both for the whole process (:mod:`jaxdescent._xla`: the
-small-while-loop flag in ``XLA_FLAGS`` and ``jax_num_cpu_devices`` = cores;
-``JAXDESCENT_CONFIGURE_XLA=0`` turns it off). If JAX had started first, the
+steps as one runtime call per step (several times slower than a C loop).
+Importing jaxdescent before JAX has started fixes that for the whole process
+(:mod:`jaxdescent._xla`: the small-while-loop flag in ``XLA_FLAGS``;
+``JAXDESCENT_CONFIGURE_XLA=0`` turns it off). It does not split the CPU into
+one device per core (see :mod:`jaxdescent._xla` for why); ask for that with
+``jax.config.update("jax_num_cpu_devices", n)`` before JAX starts. If JAX had started first, the
 first CPU sweep warns once; :func:`use_fast_cpu_flags` or ``XLA_FLAGS`` set
 to :func:`fast_cpu_flags` in the environment are the manual ways. A 512-bit
 preferred vector width is passed per compilation
@@ -130,16 +131,16 @@ class SweepResult(NamedTuple):
 
 
 def fast_cpu_flags() -> str:
-    """The XLA flags of the fast CPU path on this JAX version, as one ``XLA_FLAGS`` string."""
+    """The XLA flags of the fast CPU path, as one ``XLA_FLAGS`` string."""
     return " ".join(_xla.fast_flags())
 
 
 def use_fast_cpu_flags() -> None:
     """Appends :func:`fast_cpu_flags` to ``XLA_FLAGS``; call before JAX starts its backend.
 
-    Importing jaxdescent first already sets the step-loop flag (and one CPU
-    device per core); this adds the vector-width flag for every program of
-    the process and works with ``JAXDESCENT_CONFIGURE_XLA=0``.
+    Importing jaxdescent first already sets the step-loop flag; this adds the
+    vector-width flag for every program of the process and works with
+    ``JAXDESCENT_CONFIGURE_XLA=0``.
 
     Raises:
       RuntimeError: if a JAX backend may already exist (then the flags would be
