@@ -23,9 +23,12 @@ A run never sees another run's values: a NaN or inf in one run's metrics
 cannot change any other run.
 """
 
+import concurrent.futures
 import functools
 import hashlib
 import math
+import os
+import re
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
 import jax
@@ -41,6 +44,7 @@ CHUNK_SIZE = 2048  # CPU: a chunk's state stays in L1/L2 across steps
 ACCELERATOR_CHUNK_SIZE = 1 << 20  # GPU/TPU: enough runs in flight to fill the chip
 PIECE_RUNS = 1 << 16  # runs per saved piece with out=DIR
 MAX_RUNS = 2**31 - 1  # run numbers are int32 on the device
+CPU_THREADS = None  # threads per call on CPU (None: one per core; see cpu_threads)
 # Per-compile options touch only this program, never the process: safe to set by default on CPU.
 _CPU_COMPILER_OPTIONS = {"xla_cpu_prefer_vector_width": "512"}
 
@@ -284,15 +288,15 @@ def _mesh(devices) -> Mesh:
     return Mesh(np.array(devices), ("runs",))
 
 
-def _launch(coord_values, key, start, shared, *, run, shape, dims, names, seeded, mesh, per_device, chunk, gather,
-            whole, key_impls):
+def _launch(coord_values, key, start, lane, shared, *, run, shape, dims, names, seeded, mesh, per_device, chunk,
+            lanes, gather, whole, key_impls):
     num_runs = math.prod(shape)
     axes = tuple(dict.fromkeys(dims))
     sizes = dict(zip(axes, shape))
     strides = {d: math.prod(shape[i + 1:]) for i, d in enumerate(axes)}
     fn = run.value
 
-    def on_device(coord_values, key, start, shared):
+    def on_device(coord_values, key, start, lane, shared):
         # Keys travel as key data (a global array of uint32 works on every process) and are wrapped here.
         key = jax.random.wrap_key_data(key, impl=key_impls[0])
         coord_values = [v if impl is None else jax.random.wrap_key_data(v, impl=impl)
@@ -315,17 +319,19 @@ def _launch(coord_values, key, start, shared, *, run, shape, dims, names, seeded
             batched = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (chunk,) + a.shape), shared)
             return lax.optimization_barrier(jax.vmap(one)(rs, batched))
 
-        # Chunks are dealt to the devices in turn (chunk c of device d is the call's chunk c * devices + d), so
-        # neighbouring runs, which tend to cost alike (stop_early, stop_when_solved), spread over all devices.
+        # Chunks are dealt to the lanes (threads x devices) in turn: chunk c of device d in the call of thread
+        # `lane` is chunk (c * lanes + lane) * devices + d of the piece, so neighbouring runs, which tend to cost
+        # alike (stop_early, stop_when_solved), spread over every core.
         n_chunks = per_device // chunk
-        first = start + (jnp.arange(n_chunks, dtype=jnp.int32)[:, None] * num_devices + lax.axis_index("runs")) * chunk
+        index = (jnp.arange(n_chunks, dtype=jnp.int32)[:, None] * lanes + lane) * num_devices + lax.axis_index("runs")
+        first = start + index * chunk
         r = jnp.minimum(first + jnp.arange(chunk, dtype=jnp.int32)[None, :], num_runs - 1)
         out = lax.map(one_chunk, r)
         return jax.tree_util.tree_map(lambda x: x.reshape((per_device,) + x.shape[2:]), out)
 
     num_devices = mesh.devices.size
-    result = jax.shard_map(on_device, mesh=mesh, in_specs=(P(), P(), P(), P()), out_specs=P("runs"),
-                           check_vma=False)(coord_values, key, start, shared)
+    result = jax.shard_map(on_device, mesh=mesh, in_specs=(P(), P(), P(), P(), P()), out_specs=P("runs"),
+                           check_vma=False)(coord_values, key, start, lane, shared)
     if num_devices > 1:  # back from device-major (device, chunk) order to the runs' order (chunk, device)
         result = jax.tree_util.tree_map(lambda x: x.reshape((num_devices, per_device // chunk, chunk) + x.shape[1:])
                                         .swapaxes(0, 1).reshape(x.shape), result)
@@ -336,7 +342,55 @@ def _launch(coord_values, key, start, shared, *, run, shape, dims, names, seeded
     return result
 
 
-_STATIC = ("run", "shape", "dims", "names", "seeded", "mesh", "per_device", "chunk", "gather", "whole", "key_impls")
+_STATIC = ("run", "shape", "dims", "names", "seeded", "mesh", "per_device", "chunk", "lanes", "gather", "whole",
+           "key_impls")
+def _merge_lanes(parts, *, block, num_runs, shape, device):
+    """The calls of several threads (on CPU) as one result in the runs' order (see ``_launch``).
+
+    Merged on the host (no program to compile); with ``shape``, all runs are
+    laid out on the grid's axes and put back on ``device`` as ``jax.Array``.
+    """
+
+    def merge(*leaves):
+        impl = _key_impl(leaves[0])
+        leaves = [_host(x) for x in leaves]
+        merged = np.stack([x.reshape((-1, block) + x.shape[1:]) for x in leaves], axis=1)
+        merged = merged.reshape((-1,) + merged.shape[3:])
+        if shape is None:
+            return merged
+        merged = jax.device_put(merged[:num_runs].reshape(shape + merged.shape[1:]), device)
+        return merged if impl is None else jax.random.wrap_key_data(merged, impl=impl)
+
+    return jax.tree_util.tree_map(merge, *parts)
+
+
+# What shard_map and sharding annotations lower to: markers, not calls into a library.
+_MARKERS = {"Sharding", "SPMDFullToShardShape", "SPMDShardToFullShape", "ShardingGroup"}
+
+
+def _library_calls(module_text: str) -> set:
+    """The custom calls (LAPACK, FFI, host callbacks) of a lowered program.
+
+    A program with one is run from one thread: jaxlib's batched LAPACK
+    kernels (``eigh``, ``svd``, ...) wait for their own tasks on XLA's shared
+    CPU pool, so two such programs running at once can take every thread of
+    the pool and wait forever (seen with ``eigh`` on 2 cores, jax 0.10.2).
+    """
+    return set(re.findall(r"custom_call @([\w.$-]+)", module_text)) - _MARKERS
+
+
+def cpu_threads() -> int:
+    """The threads a sweep on one CPU device calls its program from: one per core this process may use.
+
+    XLA runs one program on one core, and several programs on one device at
+    once, so a call on CPU is split into this many programs (``CPU_THREADS``
+    overrides it; with several CPU devices each gets its share of the cores).
+    """
+    if CPU_THREADS is not None:
+        return max(1, int(CPU_THREADS))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 _jitted = {
     "cpu": jax.jit(_launch, static_argnames=_STATIC, compiler_options=_CPU_COMPILER_OPTIONS),
     "other": jax.jit(_launch, static_argnames=_STATIC),
@@ -362,7 +416,8 @@ def _global(x, mesh):
 
 
 class Plan(NamedTuple):
-    """How the runs are laid out: ``per_device`` runs on each of ``num_devices``, vmapped ``chunk`` at a time."""
+    """How the runs are laid out: ``per_device`` runs in each of ``num_devices`` lanes (devices × threads), vmapped
+    ``chunk`` at a time."""
 
     num_runs: int
     num_devices: int
@@ -468,11 +523,25 @@ def run_grid(
     # Run r is always computed in lane r % chunk of a chunk (a piece's call starts on a chunk boundary, so it
     # covers up to chunk - 1 runs more): XLA computes some lanes with vector code and the rest with scalar code,
     # whose fused multiply-adds can differ in the last bit.
-    layout = plan(num_runs, mesh.devices.size, chunk_size,
-                  None if out is None else piece_runs + min(chunk_size, num_runs) - 1)
+    gather = len({d.process_index for d in mesh.devices.flat}) > 1
+    # On CPU one program runs on one core: a call is split into one program per core, run from as many threads
+    # (in lane `thread`, see _launch). Not inside the caller's jit, nor across processes (whose calls must match).
+    target = num_runs if out is None else min(piece_runs + min(chunk_size, num_runs) - 1, num_runs)
+    threads = 1 if traced or gather or not on_cpu else max(1, cpu_threads() // mesh.devices.size)
+    threads = min(threads, -(-target // (min(chunk_size, num_runs) * mesh.devices.size)))  # each has a chunk
+    if not traced:  # one run, traced alone: the results (every run's metrics, on the host once read) must fit
+        hp_example = {n: jax.tree_util.tree_map(lambda v: v[0], v) for n, v in zip(coords.names, coords.values)
+                      if n != "seed"}
+        one = jax.jit(run.value).trace(hp_example, jax.random.key(0), *(() if shared is None else (shared,)))
+        per_run = sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree_util.tree_leaves(one.out_info))
+        _validate.check_memory("the grid", num_runs * per_run, f"{num_runs:,} runs' results ({per_run:,} bytes each)",
+                               "record less per run (e.g. a larger record_every) or split the grid")
+        if threads > 1 and _library_calls(one.lower().as_text()):
+            threads = 1
+    layout = plan(num_runs, mesh.devices.size * threads, chunk_size, None if out is None else target)
     settings = dict(run=run, shape=shape, dims=coords.dims, names=coords.names, seeded="seed" in coords.dims,
-                    mesh=mesh, per_device=layout.per_device, chunk=layout.chunk,
-                    gather=len({d.process_index for d in mesh.devices.flat}) > 1, whole=out is None,
+                    mesh=mesh, per_device=layout.per_device, chunk=layout.chunk, lanes=threads, gather=gather,
+                    whole=out is None and threads == 1,
                     key_impls=(_key_impl(key), *(_key_impl(v) for v in coords.values)))
     # compiler_options are only accepted on a top-level jit, not inside the caller's own jit.
     program = _jitted["cpu" if on_cpu and not traced else "other"]
@@ -481,16 +550,21 @@ def run_grid(
     shared_global = jax.tree_util.tree_map(lambda v: _global(v, mesh), shared)
 
     def call(start):
-        start = jnp.int32(start) if traced else _global(np.int32(start), mesh)
-        return program(values, key, start, shared_global, **settings)
+        if traced:
+            return program(values, key, jnp.int32(start), jnp.int32(0), shared_global, **settings)
+        start = _global(np.int32(start), mesh)
+        if threads == 1:
+            return program(values, key, start, _global(np.int32(0), mesh), shared_global, **settings)
 
-    if not traced:  # the results (every run's metrics, on the host once read) must fit: estimate first
-        out_shape = jax.eval_shape(lambda hp, k: run.value(hp, k) if shared is None else run.value(hp, k, shared),
-                                   {n: jax.tree_util.tree_map(lambda v: v[0], v) for n, v in
-                                    zip(coords.names, coords.values) if n != "seed"}, jax.random.key(0))
-        per_run = sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree_util.tree_leaves(out_shape))
-        _validate.check_memory("the grid", num_runs * per_run, f"{num_runs:,} runs' results ({per_run:,} bytes each)",
-                               "record less per run (e.g. a larger record_every) or split the grid")
+        def lane(thread):
+            return jax.block_until_ready(
+                program(values, key, start, _global(np.int32(thread), mesh), shared_global, **settings))
+
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            parts = list(pool.map(lane, range(threads)))
+        return _merge_lanes(tuple(parts), block=mesh.devices.size * layout.chunk, num_runs=num_runs,
+                            shape=shape if out is None else None, device=mesh.devices.flat[0])
+
     if out is None:
         return call(0)
 

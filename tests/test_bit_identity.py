@@ -1,11 +1,11 @@
-"""Bit-identity: a run's numbers do not depend on the devices, the pieces or (without FMA) the chunk size.
+"""Bit-identity: a run's numbers do not depend on the devices, threads, pieces or (without FMA) the chunk size.
 
 The claim (README, ``jaxdescent.sweep``): for a given ``chunk_size``, every
 run is bit-identical on one device, many devices or many processes, and
 whether or not it is saved in pieces, for every loss and optimizer. Each case
 below varies the loss (polynomial, transcendental, a pytree MLP), the
 optimizer (plain, heavy-ball, Nesterov, Adam), the dtype, the number of
-forced host devices, the chunk size and the piece size, in one subprocess
+forced host devices and of threads per device, the chunk size and the piece size, in one subprocess
 with 4 CPU devices. The Himmelblau grid with momentum is the one that broke
 0.1 (965 of 4807 runs differed between 1 and 4 devices).
 """
@@ -23,8 +23,12 @@ CASES = textwrap.dedent("""
     import numpy as np, jax, jax.numpy as jnp, optax
     if sys.argv[1] == "f64":
         jax.config.update("jax_enable_x64", True)
-    from jaxdescent import sweep, network, datasets
+    from jaxdescent import sweep, network, datasets, _engine
     from jaxdescent.losses import himmelblau
+
+    merged = []  # calls split over several threads
+    _merge = _engine._merge_lanes
+    _engine._merge_lanes = lambda *a, **k: merged.append(1) or _merge(*a, **k)
 
     def rosenbrock(w):
         return (1 - w[0]) ** 2 + 100 * (w[1] - w[0] ** 2) ** 2
@@ -52,7 +56,10 @@ CASES = textwrap.dedent("""
     for (name, (loss, start)), (opt_name, opt), chunk in itertools.product(
             starts.items(), optimizers.items(), (None, 1, 5)):
         reference = None
-        for num_devices, pieces in ((2, False), (3, True), (4, False), (4, True), (1, False), (1, True)):
+        # (devices, saved in pieces, threads in all: a call on CPU is split over threads, threads // devices each)
+        for num_devices, pieces, threads in ((2, False, 2), (3, True, 6), (4, False, 4), (4, True, 8), (1, False, 1),
+                                             (1, True, 3), (1, False, 2)):
+            _engine.CPU_THREADS = threads
             kw = dict(out=tempfile.mkdtemp() + "/r", piece_runs=37) if pieces else {}
             r = sweep(loss, learning_rate=lrs, w0=start, num_steps=150, optimizer=opt, chunk_size=chunk,
                       devices=devices[:num_devices], **kw)
@@ -70,7 +77,8 @@ CASES = textwrap.dedent("""
             eps = 4 * np.finfo(got[-1].dtype).eps
             if not (all(np.array_equal(a, b, equal_nan=True) for a, b in zip(got[:exact], reference))
                     and np.allclose(got[-1], reference[-1], rtol=eps, atol=eps, equal_nan=True)):
-                print("differs:", name, opt_name, "chunk", chunk, "devices", num_devices, "pieces", pieces)
+                print("differs:", name, opt_name, "chunk", chunk, "devices", num_devices, "pieces", pieces,
+                      "threads", threads)
                 if num_devices == 1:
                     one_device_differs.add((name, opt_name))
                 else:
@@ -78,17 +86,20 @@ CASES = textwrap.dedent("""
     # The step network: matrix products, a straight-through estimator, seeds.
     x, y = datasets.xor()
     keys = jax.random.split(jax.random.key(0), 6)
-    nets = [network.train_many(keys, x, y, learning_rates=[0.1, 0.5], n_hidden=4, num_steps=100,
-                               optimizer_factory=optax.adam, chunk_size=4, devices=devices[:n]) for n in (2, 4)]
+    nets = []
+    for n, threads in ((2, 2), (2, 6)):  # 1 and 2 threads per device
+        _engine.CPU_THREADS = threads
+        nets.append(network.train_many(keys, x, y, learning_rates=[0.1, 0.5], n_hidden=4, num_steps=100,
+                                       optimizer_factory=optax.adam, chunk_size=4, devices=devices[:n]))
     compared += 1
     if not all(np.array_equal(a, b, equal_nan=True)
                for a, b in zip(jax.tree_util.tree_leaves(nets[0]), jax.tree_util.tree_leaves(nets[1]))):
         differing += 1
-        print("differs: train_many 2 vs 4 devices")
+        print("differs: train_many on 2 devices, 1 vs 2 threads each")
     print("compared", compared, "differing", differing, "one device differs", sorted(one_device_differs))
     # Many devices, processes and pieces: always identical. One device compiles without XLA's SPMD
     # partitioner and may fuse (so contract FMAs) differently: the README names the one case found.
-    assert compared == 4 * 4 * 3 * 5 + 1 and differing == 0
+    assert compared == 4 * 4 * 3 * 6 + 1 and differing == 0 and len(merged) > 100, (compared, len(merged))
     assert one_device_differs <= {("mlp", "adam")}, one_device_differs
 """)
 
