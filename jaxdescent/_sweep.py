@@ -48,10 +48,12 @@ The fast path on CPU: XLA's default CPU runtime runs a loop of many small
 steps as one runtime call per step (several times slower than a C loop).
 Importing jaxdescent before JAX has started fixes that for the whole process
 (:mod:`jaxdescent._xla`: the small-while-loop flag in ``XLA_FLAGS``;
-``JAXDESCENT_CONFIGURE_XLA=0`` turns it off). It does not split the CPU into
-one device per core (see :mod:`jaxdescent._xla` for why); ask for that with
-``jax.config.update("jax_num_cpu_devices", n)`` before JAX starts. If JAX had started first, the
-first CPU sweep warns once; :func:`use_fast_cpu_flags` or ``XLA_FLAGS`` set
+``JAXDESCENT_CONFIGURE_XLA=0`` turns it off). XLA runs one program on one
+core, so on CPU the engine splits a sweep's call into one program per core,
+run at once from as many threads (``_engine.cpu_threads``; a run with a
+library call such as ``eigh`` stays on one thread, see
+``_engine._library_calls``); the CPU is not split into devices. If JAX had
+started first, the first CPU sweep warns once; :func:`use_fast_cpu_flags` or ``XLA_FLAGS`` set
 to :func:`fast_cpu_flags` in the environment are the manual ways. A 512-bit
 preferred vector width is passed per compilation
 (``jax.jit(..., compiler_options=...)``) and needs nothing. On GPU and TPU
@@ -414,8 +416,8 @@ def sweep(
         that converges and diverges later (its divergence is never reached:
         ``diverged_step`` is -1). Not with ``record_every``.
       chunk_size: at most this many runs advance together on a device (memory
-        is O(chunk_size) per device). ``None``: ``CHUNK_SIZE`` (2048) on CPU,
-        where 1024–4096 is fastest, ``ACCELERATOR_CHUNK_SIZE`` (2²⁰) on GPU/TPU.
+        is O(chunk_size) per device). ``None``: ``CHUNK_SIZE`` (256) on CPU,
+        where 64–512 is fastest, ``ACCELERATOR_CHUNK_SIZE`` (2²⁰) on GPU/TPU.
       devices: the devices to shard the runs over; default ``jax.devices()``
         (every process's devices after ``jax.distributed.initialize``).
       out: a folder to save finished pieces to and resume from (see

@@ -7,12 +7,14 @@ flag that compiles small while loops into one kernel
 ``XLA_FLAGS`` before JAX creates its CPU backend, so importing jaxdescent
 first adds it. It changes how loops are run, not what a run computes.
 
-It does not split the CPU into one device per core, although sweeps would
-shard over them: with 2 host devices a ``sweep_fn`` whose run calls
-``gradient_descent(..., track_sharpness=True)`` on a small MLP never returns
-(XLA CPU, jax 0.10.2, with or without this flag), and a library must not
-make a user's program hang. To shard over cores, ask for it yourself:
-``jax.config.update("jax_num_cpu_devices", os.cpu_count())`` before JAX starts.
+It does not split the CPU into one device per core: sweeps use every core
+without that (the engine runs one program per core from as many threads on
+one device). Several host devices also run a run's batched LAPACK kernels
+(``eigh``, ``svd``, ...) at once, and jaxlib's wait for their tasks on XLA's
+shared pool: with 2 host devices a ``sweep_fn`` whose run calls
+``gradient_descent(..., track_sharpness=True)`` on a small MLP hangs (jax
+0.10.2, with or without this flag). ``jax_num_cpu_devices`` stays the user's
+choice.
 
 When it is done: only if the backend has not started (checked through
 ``jax.config.update("jax_num_cpu_devices", ...)`` and its undo, which JAX
