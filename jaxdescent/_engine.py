@@ -381,6 +381,13 @@ def _library_calls(module_text: str) -> set:
     return set(re.findall(r"custom_call @([\w.$-]+)", module_text)) - _MARKERS
 
 
+@functools.lru_cache(maxsize=16)
+def _one_run(run, treedef, avals, want_calls):
+    """One run traced alone (cached per configuration and shapes): its output shapes, and its library calls."""
+    one = jax.jit(run.value).trace(*jax.tree_util.tree_unflatten(treedef, avals))
+    return one.out_info, _library_calls(one.lower().as_text()) if want_calls else set()
+
+
 def cpu_threads() -> int:
     """The threads a sweep on one CPU device calls its program from: one per core this process may use.
 
@@ -532,13 +539,16 @@ def run_grid(
     threads = 1 if traced or gather or not on_cpu else max(1, cpu_threads() // mesh.devices.size)
     threads = min(threads, -(-target // (min(chunk_size, num_runs) * mesh.devices.size)))  # each has a chunk
     if not traced:  # one run, traced alone: the results (every run's metrics, on the host once read) must fit
-        hp_example = {n: jax.tree_util.tree_map(lambda v: v[0], v) for n, v in zip(coords.names, coords.values)
-                      if n != "seed"}
-        one = jax.jit(run.value).trace(hp_example, jax.random.key(0), *(() if shared is None else (shared,)))
-        per_run = sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree_util.tree_leaves(one.out_info))
+        hp_example = {n: jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct(v.shape[1:], v.dtype), v)
+                      for n, v in zip(coords.names, coords.values) if n != "seed"}
+        args = (hp_example, jax.eval_shape(lambda: jax.random.key(0))) + (() if shared is None else (shared,))
+        args = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), args)
+        leaves, treedef = jax.tree_util.tree_flatten(args)
+        out_info, calls = _one_run(run, treedef, tuple(leaves), threads > 1)
+        per_run = sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree_util.tree_leaves(out_info))
         _validate.check_memory("the grid", num_runs * per_run, f"{num_runs:,} runs' results ({per_run:,} bytes each)",
                                "record less per run (e.g. a larger record_every) or split the grid")
-        if threads > 1 and _library_calls(one.lower().as_text()):
+        if calls:
             threads = 1
     layout = plan(num_runs, mesh.devices.size * threads, chunk_size, None if out is None else target)
     settings = dict(run=run, shape=shape, dims=coords.dims, names=coords.names, seeded="seed" in coords.dims,
