@@ -12,10 +12,12 @@ The C kernel is the practical hardware limit: blocks of 64 runs vectorised by
 the compiler, steps innermost, OpenMP over blocks, compiled here with
 ``cc -O3 -march=native -fopenmp`` (skipped with a message without a compiler).
 
-jaxdescent runs on JAX's default backend (CPU, GPU or TPU). On CPU the script
-asks for the fast path (``jaxdescent.use_fast_cpu_flags()``) before JAX
-starts unless ``--default-xla-flags`` is given, and can split the CPU into
-``--host-devices`` XLA devices to shard runs over.
+jaxdescent runs on JAX's default backend (CPU, GPU or TPU), by default as a
+user gets it: a fresh process that imports jaxdescent (which sets the
+compiled-loop flag before JAX starts) and calls ``sweep``, which on CPU runs
+one program per core from as many threads. ``--jax-first`` starts JAX before
+the import (no flag), ``--fast`` adds ``jaxdescent.use_fast_cpu_flags()``,
+and ``--host-devices`` splits the CPU into that many XLA devices.
 
     python experiments/benchmarks/sweep_throughput.py            # the full 10⁶ × 1000 benchmark
     python experiments/benchmarks/sweep_throughput.py --small    # seconds, for a smoke test
@@ -140,8 +142,8 @@ def parse_args():
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="jaxdescent's chunk_size (default: the library's per-platform default)")
     parser.add_argument("--host-devices", type=int, default=None,
-                        help="on CPU, split the host into this many XLA devices (default: what importing "
-                             "jaxdescent gives, one per core)")
+                        help="on CPU, split the host into this many XLA devices (default: one; sweeps use "
+                             "every core through threads)")
     parser.add_argument("--fast", action="store_true",
                         help="also call jaxdescent.use_fast_cpu_flags() (the vector-width flag for every program)")
     parser.add_argument("--jax-first", action="store_true",
