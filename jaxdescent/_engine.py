@@ -545,7 +545,7 @@ def run_grid(
         args = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), args)
         leaves, treedef = jax.tree_util.tree_flatten(args)
         out_info, calls = _one_run(run, treedef, tuple(leaves), threads > 1)
-        per_run = sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree_util.tree_leaves(out_info))
+        per_run = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(out_info))  # keys too
         _validate.check_memory("the grid", num_runs * per_run, f"{num_runs:,} runs' results ({per_run:,} bytes each)",
                                "record less per run (e.g. a larger record_every) or split the grid")
         if calls:

@@ -257,6 +257,62 @@ def test_non_finite_runs_never_touch_the_others():
         assert_trees_equal(alone.metrics, {k: np.asarray(v)[i:i + 1] for k, v in out.metrics.items()})
 
 
+# ---------------------------------------------------------------- threads on CPU
+
+
+@pytest.fixture
+def threads(monkeypatch):
+    """Sets the engine's CPU threads; yields the list of calls that were split over several threads."""
+    merged = []
+    merge = _engine._merge_lanes
+    monkeypatch.setattr(_engine, "_merge_lanes", lambda parts, **kw: merged.append(len(parts)) or merge(parts, **kw))
+    yield lambda n: monkeypatch.setattr(_engine, "CPU_THREADS", n) or merged
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_threads_give_the_runs_of_one_thread(threads, n, tmp_path, monkeypatch):
+    """A call split over threads (chunks dealt in turn, results merged on the host) is the same bits, keys too."""
+    def run(hp, key):
+        return {**noisy_descent(hp, key), "key": key}
+
+    merged = threads(1)
+    one = sweep_fn(run, NOISY_AXES, seeds=3, chunk_size=2).metrics
+    assert merged == []
+    threads(n)
+    many = sweep_fn(run, NOISY_AXES, seeds=3, chunk_size=2).metrics  # 18 runs: 9 chunks over n threads
+    assert jnp.issubdtype(many["key"].dtype, jax.dtypes.prng_key)
+    np.testing.assert_array_equal(jax.random.key_data(many["key"]), jax.random.key_data(one["key"]))
+    monkeypatch.setattr(_engine, "PIECE_RUNS", 5)  # saved in pieces of 5 runs, each call split over the threads
+    saved = sweep_fn(noisy_descent, NOISY_AXES, seeds=3, chunk_size=2, out=tmp_path / "r").metrics
+    assert merged[0] == n and min(merged) == min(n, 3)  # a piece of 5 runs (+1 to its chunk) has 3 chunks
+    for got in (many, saved):
+        assert_trees_equal({k: v for k, v in got.items() if k != "key"},
+                           {k: v for k, v in one.items() if k != "key"})
+
+
+def test_a_run_with_a_lapack_call_stays_on_one_thread(threads):
+    """Batched LAPACK kernels wait on XLA's shared pool: two at once can hang, so such a run is not split."""
+    def run(hp, key):
+        m = jnp.array([[2.0, hp["lr"]], [hp["lr"], 1.0]])
+        return {"top": jnp.linalg.eigh(m)[0][-1], "w": noisy_descent(hp, key)["w"]}
+
+    merged = threads(4)
+    out = sweep_fn(run, NOISY_AXES, seeds=3, chunk_size=2)
+    assert merged == []
+    lr = np.repeat(NOISY_AXES["lr"], 6).reshape(3, 2, 3)
+    want = 1.5 + np.sqrt(0.25 + lr.astype(np.float64) ** 2)  # the top eigenvalue of [[2, a], [a, 1]]
+    np.testing.assert_allclose(out.metrics["top"], want, rtol=1e-6)
+    assert _engine._library_calls('stablehlo.custom_call @lapack_ssyevd_ffi(%0) stablehlo.custom_call @Sharding(%1)') \
+        == {"lapack_ssyevd_ffi"}
+
+
+def test_cpu_threads_is_the_cores_this_process_may_use(monkeypatch):
+    monkeypatch.setattr(_engine, "CPU_THREADS", None)
+    assert _engine.cpu_threads() == len(os.sched_getaffinity(0)) >= 1
+    monkeypatch.setattr(_engine, "CPU_THREADS", 3)
+    assert _engine.cpu_threads() == 3
+
+
 # ---------------------------------------------------------------- compilations
 
 
