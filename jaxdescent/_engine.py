@@ -346,6 +346,8 @@ def _launch(coord_values, key, start, lane, shared, *, run, shape, dims, names, 
 
 _STATIC = ("run", "shape", "dims", "names", "seeded", "mesh", "per_device", "chunk", "lanes", "gather", "whole",
            "key_impls")
+
+
 def _merge_lanes(parts, *, block, num_runs, shape, device):
     """The calls of several threads (on CPU) as one result in the runs' order (see ``_launch``).
 
@@ -541,9 +543,9 @@ def run_grid(
     if not traced:  # one run, traced alone: the results (every run's metrics, on the host once read) must fit
         hp_example = {n: jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct(v.shape[1:], v.dtype), v)
                       for n, v in zip(coords.names, coords.values) if n != "seed"}
-        args = (hp_example, jax.eval_shape(lambda: jax.random.key(0))) + (() if shared is None else (shared,))
-        args = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), args)
-        leaves, treedef = jax.tree_util.tree_flatten(args)
+        shared_example = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), shared)
+        leaves, treedef = jax.tree_util.tree_flatten((hp_example, jax.eval_shape(lambda: jax.random.key(0)),
+                                                      *(() if shared is None else (shared_example,))))
         out_info, calls = _one_run(run, treedef, tuple(leaves), threads > 1)
         per_run = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(out_info))  # keys too
         _validate.check_memory("the grid", num_runs * per_run, f"{num_runs:,} runs' results ({per_run:,} bytes each)",
