@@ -596,6 +596,10 @@ def run_grid(
              for stem, leaf in leaf_names(name, value)}
     if len(set(names) | set(extra)) < len(names) + len(extra):
         raise ValueError(f"metric names {names} collide with axis names {list(extra)}; rename one")
+    keys = [n for n, leaf in zip(names, leaves) if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key)]
+    if keys:
+        raise _validate.InvalidArgument(f"out=: metrics {keys} are jax.random keys, which cannot be saved; return "
+                                        "jax.random.key_data(key) instead")
     fields = {n: (tuple(leaf.shape), np.dtype(leaf.dtype).str) for n, leaf in zip(names, leaves)}
 
     def compute_piece(start, stop):
