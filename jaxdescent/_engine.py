@@ -325,11 +325,30 @@ def _launch(coord_values, key, start, lane, shared, *, run, shape, dims, names, 
         # `lane` is chunk (c * lanes + lane) * devices + d of the piece, so neighbouring runs, which tend to cost
         # alike (stop_early, stop_when_solved), spread over every core.
         n_chunks = per_device // chunk
-        index = (jnp.arange(n_chunks, dtype=jnp.int32)[:, None] * lanes + lane) * num_devices + lax.axis_index("runs")
+        slots = max(n_chunks, 2)  # see below
+        index = (jnp.arange(slots, dtype=jnp.int32)[:, None] * lanes + lane) * num_devices + lax.axis_index("runs")
         first = start + index * chunk
         r = jnp.minimum(first + jnp.arange(chunk, dtype=jnp.int32)[None, :], num_runs - 1)
-        out = lax.map(one_chunk, r)
-        return jax.tree_util.tree_map(lambda x: x.reshape((per_device,) + x.shape[2:]), out)
+        found = {}  # the chunk's output structure and key types, seen when it is traced
+
+        def chunk_data(c):  # chunk c's metrics as plain arrays (keys as their key data)
+            leaves, found["tree"] = jax.tree_util.tree_flatten(one_chunk(r[c]))
+            found["keys"] = [_key_impl(x) for x in leaves]
+            return [jax.random.key_data(x) if _is_key(x) else x for x in leaves]
+
+        def body(c, out):
+            return [lax.dynamic_update_index_in_dim(o, x, c, 0) for o, x in zip(out, chunk_data(c))]
+
+        # The same program whatever the number of chunks: a loop whose trip count XLA cannot see (behind a
+        # barrier) over at least 2 slots. With one chunk XLA would drop the loop and the size-1 axis and compile
+        # the chunk differently (seen: final_loss, one evaluation, rounded differently in 73 of 1332 runs), so
+        # a lane with one chunk would differ in the last bits from a lane with several.
+        out = [jnp.zeros((slots,) + x.shape, x.dtype) for x in jax.eval_shape(chunk_data, 0)]
+        out = lax.fori_loop(0, lax.optimization_barrier(jnp.int32(n_chunks)), body, out)
+        out = [(x if impl is None else jax.random.wrap_key_data(x, impl=impl))[:n_chunks]
+               for x, impl in zip(out, found["keys"])]
+        return jax.tree_util.tree_map(lambda x: x.reshape((per_device,) + x.shape[2:]),
+                                      jax.tree_util.tree_unflatten(found["tree"], out))
 
     num_devices = mesh.devices.size
     result = jax.shard_map(on_device, mesh=mesh, in_specs=(P(), P(), P(), P(), P()), out_specs=P("runs"),
@@ -358,8 +377,8 @@ def _merge_lanes(parts, *, block, num_runs, shape, device):
     def merge(*leaves):
         impl = _key_impl(leaves[0])
         leaves = [_host(x) for x in leaves]
-        merged = np.stack([x.reshape((-1, block) + x.shape[1:]) for x in leaves], axis=1)
-        merged = merged.reshape((-1,) + merged.shape[3:])
+        merged = np.stack([x.reshape((x.shape[0] // block, block) + x.shape[1:]) for x in leaves], axis=1)
+        merged = merged.reshape((math.prod(merged.shape[:3]),) + merged.shape[3:])  # sizes given: a metric may be empty
         if shape is None:
             return merged
         merged = jax.device_put(merged[:num_runs].reshape(shape + merged.shape[1:]), device)
@@ -539,6 +558,8 @@ def run_grid(
     # (in lane `thread`, see _launch). Not inside the caller's jit, nor across processes (whose calls must match).
     target = num_runs if out is None else min(piece_runs + min(chunk_size, num_runs) - 1, num_runs)
     threads = 1 if traced or gather or not on_cpu else max(1, cpu_threads() // mesh.devices.size)
+    if jax.config.jax_debug_nans or jax.config.jax_debug_infs:  # checked by jit's dispatch, in the calling thread
+        threads = 1
     threads = min(threads, -(-target // (min(chunk_size, num_runs) * mesh.devices.size)))  # each has a chunk
     if not traced:  # one run, traced alone: the results (every run's metrics, on the host once read) must fit
         hp_example = {n: jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct(v.shape[1:], v.dtype), v)
@@ -570,9 +591,12 @@ def run_grid(
         if threads == 1:
             return program(values, key, start, _global(np.int32(0), mesh), shared_global, **settings)
 
+        # Compiled here: JAX's settings entered with a context manager (enable_x64, default_matmul_precision, ...)
+        # hold in this thread only, and the program must be traced under them.
+        compiled = program.lower(values, key, start, _global(np.int32(0), mesh), shared_global, **settings).compile()
+
         def lane(thread):
-            return jax.block_until_ready(
-                program(values, key, start, _global(np.int32(thread), mesh), shared_global, **settings))
+            return jax.block_until_ready(compiled(values, key, start, _global(np.int32(thread), mesh), shared_global))
 
         with concurrent.futures.ThreadPoolExecutor(threads) as pool:
             parts = list(pool.map(lane, range(threads)))

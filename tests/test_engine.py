@@ -23,7 +23,7 @@ import optax
 import pytest
 
 import jaxdescent
-from jaxdescent import _engine, count_compilations, results, sweep, sweep_fn
+from jaxdescent import _compat, _engine, count_compilations, results, sweep, sweep_fn
 from jaxdescent.losses import bowl, sextic
 
 # ---------------------------------------------------------------- shared run functions
@@ -291,6 +291,36 @@ def test_threads_give_the_runs_of_one_thread(threads, n, tmp_path, monkeypatch):
     for got in (many, saved):
         assert_trees_equal({k: v for k, v in got.items() if k != "key"},
                            {k: v for k, v in one.items() if k != "key"})
+
+
+def test_a_lane_with_one_chunk_is_bit_identical_to_a_lane_with_several(threads):
+    """1332 runs in 6 chunks: 6 threads hold one chunk each, 1-3 threads several (XLA once compiled them apart)."""
+    def loss(w):
+        return jnp.sum(w["p"] ** 2 * jnp.array([1.0, 10.0])) + w["q"] ** 4
+
+    w0 = {"p": np.random.default_rng(0).normal(size=(333, 2)), "q": np.linspace(-1, 1, 333)}
+    got = {}
+    for n in (1, 2, 3, 6):
+        threads(n)
+        r = sweep(loss, w0=w0, learning_rate=np.array([0.01, 0.05, 0.09, 0.2]), num_steps=40)
+        got[n] = (r.final_w, r.final_loss, r.diverged_step, r.converged_step)
+    for n in (2, 3, 6):
+        assert_trees_equal(got[n], got[1])
+
+
+def test_threads_keep_empty_metrics_and_the_callers_jax_settings(threads):
+    """Empty metrics merge; settings entered with a context manager (per thread in JAX) hold in every thread."""
+    def run(hp, key):
+        return {"a": hp["a"] * 1.1 + jax.random.normal(key), "empty": jnp.zeros((0, 3)) + hp["a"]}
+
+    axes = {"a": np.linspace(0.1, 1, 600)}
+    merged = threads(2)
+    out = sweep_fn(run, axes, chunk_size=64).metrics
+    assert merged == [2] and out["empty"].shape == (600, 0, 3)
+    with _compat.enable_x64(True):
+        assert sweep_fn(run, axes, chunk_size=64).metrics["a"].dtype == jnp.float64
+    with jax.debug_nans(True), pytest.raises(FloatingPointError):
+        sweep_fn(lambda hp, key: jnp.log(hp["a"] - 0.5), axes, chunk_size=64)
 
 
 def test_a_run_with_a_lapack_call_stays_on_one_thread(threads):
