@@ -46,7 +46,7 @@ CHUNK_SIZE = 256  # CPU: a chunk's state stays in L1 across steps (2048 made a 2
 ACCELERATOR_CHUNK_SIZE = 1 << 20  # GPU/TPU: enough runs in flight to fill the chip
 PIECE_RUNS = 1 << 16  # runs per saved piece with out=DIR
 MAX_RUNS = 2**31 - 1  # run numbers are int32 on the device
-CPU_THREADS = None  # threads per call on CPU (None: one per core; see cpu_threads)
+CPU_THREADS = None  # threads on CPU in all, shared among the CPU devices (None: one per core; see cpu_threads)
 # Per-compile options touch only this program, never the process: safe to set by default on CPU.
 _CPU_COMPILER_OPTIONS = {"xla_cpu_prefer_vector_width": "512"}
 
