@@ -120,3 +120,71 @@ def test_bad_input_names_the_argument(kwargs, error, name):
     loss_fn, w0 = args.pop("loss_fn"), args.pop("w0")
     with pytest.raises(error, match=name):
         gradient_descent(loss_fn, w0, **args)
+
+
+# ---------------------------------------------------------------- the step loop as one pass (CPU)
+
+
+def _specials(dtype, n=64):
+    rng = np.random.default_rng(0)
+    if np.issubdtype(dtype, np.floating):
+        x = rng.normal(size=n).astype(dtype) * np.asarray(1e3, dtype)
+        x[:6] = [np.nan, np.inf, -np.inf, -0.0, 0.0, np.finfo(dtype).min]
+        return x
+    if dtype == np.bool_:
+        return rng.integers(0, 2, n).astype(bool)
+    x = rng.integers(-1000, 1000, n).astype(dtype)
+    x[:2] = [np.iinfo(dtype).min, np.iinfo(dtype).max]
+    return x
+
+
+def test_one_pass_is_the_identity_bit_for_bit():
+    from jaxdescent.descent import _one_pass
+
+    leaves = [_specials(np.float32), _specials(np.int32), _specials(np.bool_), _specials(np.float32)[::-1].copy()]
+    for fn in (jax.jit(_one_pass), jax.jit(jax.vmap(_one_pass))):
+        for x, y in zip(leaves, fn(leaves)):
+            assert np.asarray(y).dtype == x.dtype
+            np.testing.assert_array_equal(np.asarray(y).view(np.uint8), x.view(np.uint8))  # NaN, -0.0 kept
+
+
+def _descend_sextic(lr, w0, num_steps):
+    """Plain GD on the sextic through ``descend`` with a watched step counter: the fused path on CPU."""
+    from jaxdescent.descent import _no_aux, descend
+
+    def watch(t, w, loss, aux, grad, first):
+        return jnp.minimum(first, jnp.where(grad * grad < 1e-8, t, 2**31 - 1))
+
+    w, first, _ = descend(_no_aux(sextic), w0, optax.sgd(lr), num_steps=num_steps, watch=watch,
+                          watch_state=jnp.asarray(2**31 - 1, jnp.int32))
+    return w, first
+
+
+def test_fused_step_loop_matches_a_float64_loop_and_differentiates():
+    lrs = np.array([0.01, 0.1, 0.3], np.float32)
+    w, first = jax.jit(jax.vmap(lambda lr: _descend_sextic(lr, jnp.float32(1.9), 301)))(lrs)
+    dw = jax.jit(jax.vmap(jax.grad(lambda lr: _descend_sextic(lr, jnp.float32(1.9), 301)[0])))(lrs)
+    for i, lr in enumerate(lrs.astype(np.float64)):  # w and dw/dlr by forward recursion in float64
+        x, dx, hit = 1.9, 0.0, -1
+        with np.errstate(over="ignore", invalid="ignore"):  # lr = 0.3 diverges
+            for t in range(301):
+                g = x**5 + x - 1
+                if hit < 0 and g * g < 1e-8:
+                    hit = t
+                x, dx = x - lr * g, dx - g - lr * (5 * x**4 + 1) * dx
+        np.testing.assert_allclose(w[i], x, rtol=1e-5)
+        np.testing.assert_allclose(dw[i], dx, rtol=1e-3, atol=1e-6)
+        found = -1 if first[i] == 2**31 - 1 else int(first[i])
+        assert abs(found - hit) <= 1 and (found < 0) == (hit < 0)  # float32 against float64: within a step
+
+
+def test_step_loop_of_a_one_parameter_run_is_one_pass_on_cpu():
+    # The speed of the sextic sweep rests on this: its step (update and checks) is one variadic reduce.
+    text = jax.jit(lambda lr: _descend_sextic(lr, jnp.float32(1.9), 10)).lower(jnp.float32(0.1)).as_text()
+    if jax.default_backend() == "cpu":
+        assert "stablehlo.reduce" in text and "stablehlo.optimization_barrier" in text
+    from jaxdescent.descent import _no_aux, descend
+
+    vector = jax.jit(lambda lr: descend(_no_aux(bowl), jnp.ones(2), optax.sgd(lr), num_steps=10, watch_state=jnp.int32(0),
+                                        watch=lambda t, w, loss, aux, grad, s: s + 1)).lower(jnp.float32(0.1))
+    assert "stablehlo.optimization_barrier" not in vector.as_text()  # a vector iterate: the plain loop
