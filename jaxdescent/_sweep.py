@@ -182,7 +182,7 @@ def _run(hp, key, *, loss_fn, optimizer, hyperparams, num_steps, record_every, d
 
     never = jnp.asarray(NEVER, jnp.int32)
     record = (lambda w, loss, aux, grad: loss) if record_every else None
-    until = (lambda state: (state[0] < NEVER) | (state[1] < NEVER)) if stop_early else None
+    until = (lambda state: jnp.minimum(*state) < NEVER) if stop_early else None
     w, state, history = descend(value_and_grad, w0, tx, num_steps=num_steps, watch=watch, watch_state=(never, never),
                                 record=record, record_every=max(record_every, 1), until=until)
     (loss, _), grad = value_and_grad(w)
