@@ -10,7 +10,7 @@ first adds it. It changes how loops are run, not what a run computes.
 It does not split the CPU into one device per core: sweeps use every core
 without that (the engine runs one program per core from as many threads on
 one device). Several host devices also run a run's batched LAPACK kernels
-(``eigh``, ``svd``, ...) at once, and jaxlib's wait for their tasks on XLA's
+(``eigh``, ``svd``, ...) at once, and those kernels wait for their tasks on XLA's
 shared pool: with 2 host devices a ``sweep_fn`` whose run calls
 ``gradient_descent(..., track_sharpness=True)`` on a small MLP hangs (jax
 0.10.2, with or without this flag). ``jax_num_cpu_devices`` stays the user's

@@ -222,8 +222,8 @@ def _loop(step, carry, start, stop):
     go through :func:`_one_pass` and two steps make one loop iteration (so
     XLA reads one buffer and writes the other instead of copying), 1.4x
     faster on the sweep benchmark. Other runs (vectors: one loop per shape
-    would not share the loss; the optimizer's state: Adam's became ~10x
-    slower) and other platforms keep the plain loop. Either loop computes
+    would not share the loss; the optimizer's state: in a trial, not kept,
+    Adam's made the sweep ~10x slower) and other platforms keep the plain loop. Either loop computes
     the same steps; as between chunk sizes, XLA may contract ``a*b + c``
     into FMAs differently in each, so the last bits can differ between them.
     """
