@@ -40,9 +40,9 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxdescent import _validate
+from jaxdescent import _cost, _validate
 
-CHUNK_SIZE = 256  # CPU: a chunk's state stays in L1 across steps (2048 made a 2-D loss 4x slower)
+CHUNK_SIZE = _cost.CHUNK_SIZE  # the widest default chunk on CPU (see jaxdescent._cost)
 ACCELERATOR_CHUNK_SIZE = 1 << 20  # GPU/TPU: enough runs in flight to fill the chip
 PIECE_RUNS = 1 << 16  # runs per saved piece with out=DIR
 MAX_RUNS = 2**31 - 1  # run numbers are int32 on the device
@@ -290,13 +290,14 @@ def _mesh(devices) -> Mesh:
     return Mesh(np.array(devices), ("runs",))
 
 
-def _launch(coord_values, key, start, lane, shared, *, run, shape, dims, names, seeded, mesh, per_device, chunk,
+def _launch(coord_values, key, start, lane, shared, *, run, shape, dims, names, seeded, row, mesh, per_device, chunk,
             lanes, gather, whole, key_impls):
     num_runs = math.prod(shape)
     axes = tuple(dict.fromkeys(dims))
     sizes = dict(zip(axes, shape))
     strides = {d: math.prod(shape[i + 1:]) for i, d in enumerate(axes)}
     fn = run.value
+    inner = _inner(chunk, row)
 
     def on_device(coord_values, key, start, lane, shared):
         # Keys travel as key data (a global array of uint32 works on every process) and are wrapped here.
@@ -304,11 +305,15 @@ def _launch(coord_values, key, start, lane, shared, *, run, shape, dims, names, 
         coord_values = [v if impl is None else jax.random.wrap_key_data(v, impl=impl)
                         for v, impl in zip(coord_values, key_impls[1:])]
 
-        def one(r, shared):
+        def hp_of(r, on=None):  # the hyperparameters of run r (those on the dims in `on`, default all)
             index = {d: (r // strides[d]) % sizes[d] for d in axes}
-            hp = {name: jax.tree_util.tree_map(lambda v: v[index[dim]], value)
-                  for name, dim, value in zip(names, dims, coord_values) if name != "seed"}
-            run_key = jax.random.fold_in(key, index["seed"] if seeded else 0)
+            return {name: jax.tree_util.tree_map(lambda v: v[index[dim]], value)
+                    for name, dim, value in zip(names, dims, coord_values) if name != "seed" and dim in (on or axes)}
+
+        def key_of(r):
+            return jax.random.fold_in(key, (r // strides["seed"]) % sizes["seed"] if seeded else 0)
+
+        def one(hp, run_key, shared):
             # Barriers around the run keep XLA from fusing it with the code around it (picking its inputs,
             # placing its outputs), which differs with the devices and pieces: fused differently, a*b + c is
             # contracted into FMAs differently, and the run's last bits would depend on the layout.
@@ -319,7 +324,25 @@ def _launch(coord_values, key, start, lane, shared, *, run, shape, dims, names, 
             # Shared data is broadcast to the chunk's run axis, so every product in the vmapped runs is a
             # batched one with the run axis leading (no per-step transposes; see network.train_many).
             batched = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (chunk,) + a.shape), shared)
-            return lax.optimization_barrier(jax.vmap(one)(rs, batched))
+            if inner == 1:
+                return lax.optimization_barrier(jax.vmap(lambda r, s: one(hp_of(r), key_of(r), s))(rs, batched))
+            # A chunk of whole rows of the last axis (seeds, keys): vmapped as points x seeds, so what a run
+            # computes from its key alone (initial weights, minibatch draws) is computed once per seed, not once
+            # per run, as a hand-written vmap over points of a vmap over seeds does.
+            heads = jnp.minimum(rs[::inner], num_runs - 1)  # the row's first run: its point
+            batched = jax.tree_util.tree_map(lambda a: a.reshape((chunk // inner, inner) + a.shape[1:]), batched)
+
+            def row(head, s):
+                outer = hp_of(head, axes[:-1])
+
+                def cell(r, s1):
+                    hp = {**outer, **hp_of(r, axes[-1:])}
+                    return one({name: hp[name] for name in names if name in hp}, key_of(r), s1)
+
+                return jax.vmap(cell)(rs[:inner], s)
+
+            out = jax.vmap(row)(heads, batched)
+            return lax.optimization_barrier(jax.tree_util.tree_map(lambda x: x.reshape((chunk,) + x.shape[2:]), out))
 
         # Chunks are dealt to the lanes (threads x devices) in turn: chunk c of device d in the call of thread
         # `lane` is chunk (c * lanes + lane) * devices + d of the piece, so neighbouring runs, which tend to cost
@@ -328,7 +351,9 @@ def _launch(coord_values, key, start, lane, shared, *, run, shape, dims, names, 
         slots = max(n_chunks, 2)  # see below
         index = (jnp.arange(slots, dtype=jnp.int32)[:, None] * lanes + lane) * num_devices + lax.axis_index("runs")
         first = start + index * chunk
-        r = jnp.minimum(first + jnp.arange(chunk, dtype=jnp.int32)[None, :], num_runs - 1)
+        r = first + jnp.arange(chunk, dtype=jnp.int32)[None, :]
+        if inner == 1:
+            r = jnp.minimum(r, num_runs - 1)
         found = {}  # the chunk's output structure and key types, seen when it is traced
 
         def chunk_data(c):  # chunk c's metrics as plain arrays (keys as their key data)
@@ -363,7 +388,15 @@ def _launch(coord_values, key, start, lane, shared, *, run, shape, dims, names, 
     return result
 
 
-_STATIC = ("run", "shape", "dims", "names", "seeded", "mesh", "per_device", "chunk", "lanes", "gather", "whole",
+def _inner(chunk: int, row: int) -> int:
+    """The runs of a chunk vmapped as the inner level (a row of seeds or keys, see :func:`_row`): whole rows
+    (``row`` divides ``chunk``) or a part of one row (``chunk`` divides ``row``); 1 for one flat vmap."""
+    if chunk == 1 or row == 1:
+        return 1
+    return row if chunk % row == 0 else chunk if row % chunk == 0 else 1
+
+
+_STATIC = ("run", "shape", "dims", "names", "seeded", "row", "mesh", "per_device", "chunk", "lanes", "gather", "whole",
            "key_impls")
 
 
@@ -403,10 +436,19 @@ def _library_calls(module_text: str) -> set:
 
 
 @functools.lru_cache(maxsize=16)
-def _one_run(run, treedef, avals, want_calls):
-    """One run traced alone (cached per configuration and shapes): its output shapes, and its library calls."""
+def _one_run(run, treedef, avals, want_calls, want_cost):
+    """One run traced alone (cached per configuration and shapes): its output shapes, its library calls, and
+    with ``want_cost`` its :class:`~jaxdescent._cost.RunCost`."""
     one = jax.jit(run.value).trace(*jax.tree_util.tree_unflatten(treedef, avals))
-    return one.out_info, _library_calls(one.lower().as_text()) if want_calls else set()
+    calls = _library_calls(one.lower().as_text()) if want_calls else set()
+    return one.out_info, calls, _cost.count(one.jaxpr.jaxpr) if want_cost else None
+
+
+def _row(coords: Coords) -> int:
+    """The length of the last run axis if it holds seeds or keys (vmapped as the inner level), else 1."""
+    last = coords.axes[-1]
+    keyed = last == "seed" or any(_is_key(v) for d, v in zip(coords.dims, coords.values) if d == last)
+    return coords.shape[-1] if keyed and len(coords.axes) > 1 else 1
 
 
 def cpu_threads() -> int:
@@ -416,8 +458,12 @@ def cpu_threads() -> int:
     once, so a call on CPU is split into this many programs (``CPU_THREADS``
     overrides it; with several CPU devices each gets its share of the cores).
     """
-    if CPU_THREADS is not None:
-        return max(1, int(CPU_THREADS))
+    return max(1, int(CPU_THREADS)) if CPU_THREADS is not None else cores()
+
+
+def cores() -> int:
+    """The cores this process may use. The default chunk is sized by it (never by ``CPU_THREADS`` or the
+    devices), so a run's bits do not depend on how the work is threaded or split."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
@@ -540,9 +586,11 @@ def run_grid(
         raise ValueError(f"the grid has {num_runs:,} runs, more than {MAX_RUNS:,} in one call; split it")
     mesh = _mesh(devices)
     on_cpu = mesh.devices.flat[0].platform == "cpu"
+    traced = _validate.is_traced((coords.values, key))
+    row = _row(coords)
+    auto = chunk_size is None and on_cpu and not traced  # from the run's cost (jaxdescent._cost)
     if chunk_size is None:
         chunk_size = CHUNK_SIZE if on_cpu else ACCELERATOR_CHUNK_SIZE
-    traced = _validate.is_traced((coords.values, key))
     if out is not None and traced:
         raise ValueError("out= cannot be used inside jit or vmap: saving needs concrete values")
     if out is not None and jax.process_count() > 1:
@@ -550,32 +598,33 @@ def run_grid(
         raise _validate.InvalidArgument(
             "out= is not supported with several processes (jax.distributed): run without out= (every process "
             "receives the whole result) and save it from process 0")
-    piece_runs = min(piece_runs or PIECE_RUNS, num_runs)
-    # Run r is always computed in lane r % chunk of a chunk (a piece's call starts on a chunk boundary, so it
-    # covers up to chunk - 1 runs more): XLA computes some lanes with vector code and the rest with scalar code,
-    # whose fused multiply-adds can differ in the last bit.
     gather = len({d.process_index for d in mesh.devices.flat}) > 1
-    # On CPU one program runs on one core: a call is split into one program per core, run from as many threads
-    # (in lane `thread`, see _launch). Not inside the caller's jit, nor across processes (whose calls must match).
-    target = num_runs if out is None else min(piece_runs + min(chunk_size, num_runs) - 1, num_runs)
-    threads = 1 if traced or gather or not on_cpu else max(1, cpu_threads() // mesh.devices.size)
-    if jax.config.jax_debug_nans or jax.config.jax_debug_infs:  # checked by jit's dispatch, in the calling thread
-        threads = 1
-    threads = min(threads, -(-target // (min(chunk_size, num_runs) * mesh.devices.size)))  # each has a chunk
+    calls = set()
     if not traced:  # one run, traced alone: the results (every run's metrics, on the host once read) must fit
         hp_example = {n: jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct(v.shape[1:], v.dtype), v)
                       for n, v in zip(coords.names, coords.values) if n != "seed"}
         shared_example = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), shared)
         leaves, treedef = jax.tree_util.tree_flatten((hp_example, jax.eval_shape(lambda: jax.random.key(0)),
                                                       *(() if shared is None else (shared_example,))))
-        out_info, calls = _one_run(run, treedef, tuple(leaves), threads > 1)
+        out_info, calls, cost = _one_run(run, treedef, tuple(leaves), on_cpu and not gather, auto)
         per_run = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(out_info))  # keys too
         _validate.check_memory("the grid", num_runs * per_run, f"{num_runs:,} runs' results ({per_run:,} bytes each)",
                                "record less per run (e.g. a larger record_every) or split the grid")
-        if calls:
-            threads = 1
+        if auto:
+            chunk_size = _cost.cpu_chunk(cost, num_runs=num_runs, cores=cores(), row=row)
+    piece_runs = min(piece_runs or PIECE_RUNS, num_runs)
+    # Run r is always computed in lane r % chunk of a chunk (a piece's call starts on a chunk boundary, so it
+    # covers up to chunk - 1 runs more): XLA computes some lanes with vector code and the rest with scalar code,
+    # whose fused multiply-adds can differ in the last bit.
+    # On CPU one program runs on one core: a call is split into one program per core, run from as many threads
+    # (in lane `thread`, see _launch). Not inside the caller's jit, nor across processes (whose calls must match).
+    target = num_runs if out is None else min(piece_runs + min(chunk_size, num_runs) - 1, num_runs)
+    threads = 1 if traced or gather or not on_cpu or calls else max(1, cpu_threads() // mesh.devices.size)
+    if jax.config.jax_debug_nans or jax.config.jax_debug_infs:  # checked by jit's dispatch, in the calling thread
+        threads = 1
+    threads = min(threads, -(-target // (min(chunk_size, num_runs) * mesh.devices.size)))  # each has a chunk
     layout = plan(num_runs, mesh.devices.size * threads, chunk_size, None if out is None else target)
-    settings = dict(run=run, shape=shape, dims=coords.dims, names=coords.names, seeded="seed" in coords.dims,
+    settings = dict(run=run, shape=shape, dims=coords.dims, names=coords.names, seeded="seed" in coords.dims, row=row,
                     mesh=mesh, per_device=layout.per_device, chunk=layout.chunk, lanes=threads, gather=gather,
                     whole=out is None and threads == 1,
                     key_impls=(_key_impl(key), *(_key_impl(v) for v in coords.values)))
@@ -614,7 +663,8 @@ def run_grid(
     fn = run.value if shared is None else (lambda hp, k: run.value(hp, k, shared))
     digest, out_shape = fingerprint(fn, hp_example, jax.random.key(0))
     config = {"program": digest, "coords": _digest_arrays(coords.values), "key": _digest_arrays(key),
-              "axes": list(coords.axes), "shape": list(shape), "piece_runs": piece_runs, **(describe or {})}
+              "axes": list(coords.axes), "shape": list(shape), "piece_runs": piece_runs,
+              "chunk": layout.chunk, **(describe or {})}  # the chunk decides the runs' last bits
     leaves, treedef = jax.tree_util.tree_flatten(out_shape)
     names = [stem for stem, _ in leaf_names("metric", out_shape, top=True)]
     extra = {stem: _host(leaf) for name, value in zip(coords.names, coords.values)
