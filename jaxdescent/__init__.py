@@ -5,7 +5,8 @@ private (``_engine``, ``_sweep``, ``_space``) except those users import as
 namespaces (``losses``, ``network``, ``datasets``, ``results``, ``descent``).
 
 Importing jaxdescent before JAX has started configures XLA's CPU backend for
-fast sweeps (compiled step loops, one CPU device per core); results do not
+fast sweeps (a sweep's small step loops are compiled into one kernel; the CPU
+stays one device, ``jax_num_cpu_devices`` is left to the user); results do not
 change. It never touches a JAX that has started, nor a setting the user made;
 ``JAXDESCENT_CONFIGURE_XLA=0`` turns it off. See :mod:`jaxdescent._xla`.
 """

@@ -11,6 +11,7 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from jaxdescent import _validate
+from jaxdescent._curvature import hvp_fn, lanczos
 from jaxdescent._engine import Static
 
 OptimizerFactory = Callable[..., optax.GradientTransformation]
@@ -273,8 +274,6 @@ def _no_aux(loss_fn):
 
 
 def _trajectory(loss_fn, w0, learning_rate, *, num_steps, optimizer, record_every=1, track_sharpness=False):
-    from jaxdescent.stability import hvp_fn, lanczos  # stability imports this module
-
     loss_fn, optimizer = loss_fn.value, optimizer.value
     tx = make_optimizer(optimizer, learning_rate)
     if not track_sharpness:

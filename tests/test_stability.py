@@ -287,3 +287,28 @@ def test_the_readme_example_prints_what_it_says(capsys):
     printed = capsys.readouterr().out.splitlines()
     expected = [line.split("# ")[-1].strip() for line in code.splitlines() if line.startswith("print(")]
     assert printed == expected
+
+
+def test_curvature_sits_below_descent_and_stability():
+    """No import circle: _curvature imports neither module, and descent imports nothing from stability."""
+    import ast
+    from pathlib import Path
+
+    import jaxdescent._curvature as curvature
+    import jaxdescent.stability as stability
+
+    def imported(path):
+        names = set()
+        for node in ast.walk(ast.parse(Path(path).read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                names |= {node.module or ""} | {f"{node.module}.{alias.name}" for alias in node.names}
+        return names
+
+    package = Path(curvature.__file__).parent
+    curvature_imports = imported(package / "_curvature.py")
+    assert not {"jaxdescent.descent", "jaxdescent.stability"} & curvature_imports, curvature_imports
+    descent_imports = imported(package / "descent.py")  # ast.walk: function-level imports included
+    assert not {n for n in descent_imports if n.startswith("jaxdescent.stability")}, descent_imports
+    assert stability.hvp_fn is curvature.hvp_fn and stability.lanczos is curvature.lanczos
