@@ -19,6 +19,8 @@ import io
 import json
 import os
 import shutil
+import stat
+import struct
 import tempfile
 import zipfile
 from pathlib import Path
@@ -56,24 +58,98 @@ def save_arrays(path, arrays: dict) -> None:
     _atomic_write(Path(path), lambda f: np.savez(f, **arrays))
 
 
+def _open_regular(path, name: str):
+    """Opens ``path`` for reading, refusing anything but a regular file once links are followed.
+
+    The file is opened without blocking and checked through its descriptor, so a FIFO
+    (which would block forever) or a device such as ``/dev/zero`` (which never ends) is
+    refused before a byte is read, and cannot be swapped in after the check.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidArgument(f"{name} must be a file path (str or os.PathLike), got {path!r}")
+    if not str(path).strip():
+        raise InvalidArgument(f"{name} is empty; name a file")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(f"{path} is missing") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a socket"
+                if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file")
+        raise InvalidArgument(f"{path} is {kind}, not a regular file; jaxdescent reads results only from regular files")
+    return os.fdopen(fd, "rb")
+
+
+def _npy_headers(z: zipfile.ZipFile, f, path) -> None:
+    """Checks that the index lists every member and each is an .npy declaring exactly the bytes it holds, no objects.
+
+    NumPy allocates what a header declares before it reads: a damaged shape must not become an
+    allocation of any size. An altered index entry can hide the members after it from zipfile,
+    which does not compare them with the count in the end record.
+    """
+    f.seek(max(0, os.fstat(f.fileno()).st_size - 22))
+    end = f.read(22)  # the end record, last in a zip without a comment (as NumPy writes them)
+    if len(end) == 22 and end[:4] == b"PK\x05\x06":
+        count = struct.unpack("<H", end[10:12])[0]
+        if count != 0xFFFF and count != len(z.infolist()):  # 0xFFFF: the count is in the zip64 record
+            raise ValueError(f"its index lists {len(z.infolist())} arrays, its end record {count}")
+    for info in z.infolist():
+        if not info.filename.endswith(".npy"):
+            raise ValueError(f"member {info.filename!r} is not an .npy array")
+        with z.open(info) as member:
+            version = np.lib.format.read_magic(member)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+                else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(member)
+            if dtype.hasobject:
+                raise InvalidArgument(f"{path} holds Python objects in {info.filename!r} (dtype {dtype}), which "
+                                      "would need unpickling; jaxdescent never unpickles")
+            nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if member.tell() + nbytes != info.file_size:
+                raise ValueError(f"member {info.filename!r} declares {shape} {dtype} ({nbytes:,} bytes) but holds "
+                                 f"{info.file_size - member.tell():,} bytes")
+
+
 def load_arrays(path, *, max_bytes: Optional[int] = None) -> dict:
     """Reads an .npz written by :func:`save_arrays`, without unpickling.
 
-    The arrays' sizes, as the file's index declares them, are summed before
-    anything is read: more than ``max_bytes`` (default: half this machine's
-    memory) is refused with the size, not an out-of-memory kill.
+    Only a regular file is read (not a FIFO, a device or a folder), of at most
+    half this machine's memory. The arrays' sizes, as the file's index declares
+    them, are summed before anything is read: more than ``max_bytes`` (default:
+    half this machine's memory) is refused with the size, not an out-of-memory
+    kill. Each array's header must declare exactly the bytes it holds.
+
+    Raises:
+      FileNotFoundError: there is no ``path``.
+      InvalidArgument (a ValueError): ``path`` is not a path, not a regular file, too large, holds
+        pickled objects, or is damaged (truncated, altered: not an .npz that :func:`save_arrays` wrote).
     """
-    limit = memory_bytes() // 2 if max_bytes is None else max_bytes
-    try:
-        with zipfile.ZipFile(path) as z:
-            size = sum(info.file_size for info in z.infolist())
-    except zipfile.BadZipFile:
-        size = 0  # not a zip: np.load says what it is
-    if size > limit:
-        raise InvalidArgument(f"{path} holds {human_bytes(size)} of arrays, more than {human_bytes(limit)} "
-                              "(half this machine's memory); load it on a larger machine")
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    half = memory_bytes() // 2
+    limit = half if max_bytes is None else max_bytes
+    with _open_regular(path, "path") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > half:  # its zip index alone could fill the memory
+            raise InvalidArgument(f"{path} is {human_bytes(size)}, more than {human_bytes(half)} (half this "
+                                  "machine's memory); load it on a larger machine")
+        try:
+            with zipfile.ZipFile(f) as z:
+                declared = sum(info.file_size for info in z.infolist())
+                if declared > limit:
+                    raise InvalidArgument(
+                        f"{path} holds {human_bytes(declared)} of arrays, more than {human_bytes(limit)} "
+                        + ("(half this machine's memory); load it on a larger machine" if max_bytes is None
+                           else "(max_bytes)"))
+                _npy_headers(z, f, path)
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (InvalidArgument, MemoryError):
+            raise
+        except Exception as e:  # truncated, bits flipped, not a zip: whatever the parser tripped on
+            raise InvalidArgument(f"{path} is damaged: not an .npz of arrays that jaxdescent wrote "
+                                  f"({type(e).__name__}: {e}); write it again (rerun the command)") from e
 
 
 def save_json(path, obj) -> None:
@@ -294,6 +370,11 @@ def save(out_dir, arrays: dict, meta: dict) -> None:
 def load(out_dir) -> Results:
     """Reads ``DIR/results.npz`` and ``DIR/meta.json`` back (never unpickling).
 
+    Raises:
+      FileNotFoundError: ``DIR/meta.json`` or ``DIR/results.npz`` is missing.
+      InvalidArgument (a ValueError and a TypeError): ``out_dir`` is not a folder path; a file
+        is not a regular file, too large or damaged; meta.json does not hold a JSON object.
+
     Examples:
       >>> import tempfile, numpy as np
       >>> from jaxdescent import results
@@ -303,15 +384,30 @@ def load(out_dir) -> Results:
       >>> r.arrays["final_loss"].shape, r.meta["command"]
       ((2, 3), 'demo')
     """
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise InvalidArgument(f"out_dir must be a folder path (str or os.PathLike), got {out_dir!r}")
+    if not str(out_dir).strip():
+        raise InvalidArgument("out_dir is empty; name a folder")
     out = Path(out_dir)
     meta_path = out / "meta.json"
-    if not meta_path.is_file():
+    try:
+        f = _open_regular(meta_path, "out_dir")
+    except FileNotFoundError:
         raise FileNotFoundError(f"{meta_path} is missing: {out} holds no finished command's results (rerun the "
-                                "command to finish it; for out= of the library, use load_arrays(DIR/results.npz))")
-    if meta_path.stat().st_size > MAX_META_BYTES:
-        raise InvalidArgument(f"{meta_path} is {meta_path.stat().st_size:,} bytes, more than {MAX_META_BYTES:,}: "
-                              "not a jaxdescent meta.json")
-    return Results(load_arrays(out / "results.npz"), json.loads(meta_path.read_text()))
+                                "command to finish it; for out= of the library, use load_arrays(DIR/results.npz))") \
+            from None
+    with f:
+        text = f.read(MAX_META_BYTES + 1)
+    if len(text) > MAX_META_BYTES:
+        raise InvalidArgument(f"{meta_path} is more than {MAX_META_BYTES:,} bytes: not a jaxdescent meta.json")
+    try:
+        meta = json.loads(text)
+    except (ValueError, RecursionError) as e:  # not UTF-8, not JSON, nested beyond the parser
+        raise InvalidArgument(f"{meta_path} is damaged: not valid JSON ({type(e).__name__}: {e})") from None
+    if not isinstance(meta, dict):
+        raise InvalidArgument(f"{meta_path} is not a jaxdescent meta.json: it must hold a JSON object, "
+                              f"got a {type(meta).__name__}")
+    return Results(load_arrays(out / "results.npz"), meta)
 
 
 def write_csv(path, columns: Callable[[slice], dict], num_runs: int, *, block: int = 1 << 16) -> None:

@@ -12,31 +12,70 @@ from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from jaxdescent import _validate
+from jaxdescent._validate import InvalidArgument
 from jaxdescent.descent import as_params
 
 
+def _plain(x) -> str:
+    """A concrete scalar array as its number (``0.75``, float32's shortest repr); anything else as its repr."""
+    if isinstance(x, (jax.Array, np.ndarray, np.generic)) and not _validate.is_traced(x) and np.ndim(x) == 0:
+        return str(np.asarray(x)[()])
+    return repr(x)
+
+
 class Point(NamedTuple):
-    """A point found by a search and its loss; unpacks as ``w, loss = ...``."""
+    """A point found by a search and its loss; unpacks as ``w, loss = ...``.
+
+    Prints scalars as plain numbers, ``Point(w=0.75, loss=-0.4390869)``; the fields stay arrays.
+    """
 
     w: Any
     loss: jax.Array
 
+    def __repr__(self) -> str:
+        return f"Point(w={_plain(self.w)}, loss={_plain(self.loss)})"
+
+
+def _check_grid(lo, hi, step) -> None:
+    for name, value in (("lo", lo), ("hi", hi), ("step", step)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
+                or not np.isfinite(float(value) if abs(value) < 2**1024 else np.inf):
+            raise InvalidArgument(f"{name} must be a finite number, got {value!r}")
+    if step <= 0:
+        raise InvalidArgument(f"step must be > 0, got {step}")
+    if lo >= hi:
+        raise InvalidArgument(f"lo must be < hi, got lo={lo}, hi={hi}")
+
 
 def grid(lo: float, hi: float, step: float) -> np.ndarray:
     """lo, lo + step, …, hi inclusive, each point computed as lo + i·step (no accumulated drift)."""
-    for name, value in (("lo", lo), ("hi", hi), ("step", step)):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if step <= 0:
-        raise ValueError(f"step must be > 0, got {step}")
-    if lo >= hi:
-        raise ValueError(f"lo must be < hi, got lo={lo}, hi={hi}")
+    _check_grid(lo, hi, step)
     n = np.floor((hi - lo) / step * (1 + 1e-12)) + 1
-    # the points, their float cast and the losses: 24 bytes a point
-    _validate.check_memory("grid_search", int(min(n, 2**62)) * 24, f"{n:,.0f} grid points",
+    # the points, their float cast, the checks of the cast (see _in_dtype) and the losses: 48 bytes a point
+    _validate.check_memory("grid_search", int(min(n, 2**62)) * 48, f"{n:,.0f} grid points",
                            "use a larger step or a narrower [lo, hi]")
     n = int(n)
     return lo + step * np.arange(n, dtype=np.float64)
+
+
+def _in_dtype(points: np.ndarray, step, dtype) -> np.ndarray:
+    """``points`` cast to ``dtype``, refusing a grid whose points coincide there, as XLA sees them.
+
+    Neighbours that round to one value, or that are subnormal (XLA flushes them to 0), would be evaluated
+    at the same point, and the search would report the first of them whatever the loss.
+    """
+    tiny = np.finfo(dtype).tiny
+    cast = points.astype(dtype)
+    seen = np.where(np.abs(cast) < tiny, 0, cast)
+    same = np.flatnonzero(np.diff(seen) <= 0)
+    if same.size:
+        a, b = points[same[0]], points[same[0] + 1]
+        why = (f"are subnormal there (below {tiny:.3g}) and XLA flushes them to 0" if max(abs(a), abs(b)) < tiny
+               else f"round to the same {dtype} value")
+        raise InvalidArgument(
+            f"step {step} is too small for {dtype} (the runs' float): the grid points {float(a)!r} and {float(b)!r} {why}; "
+            "use a larger step, or float64 (jax.config.update('jax_enable_x64', True))")
+    return cast
 
 
 @jax.jit
@@ -48,10 +87,18 @@ def _argmin(losses):
 def grid_search(loss_fn: Callable[[jax.Array], jax.Array], lo: float, hi: float, step: float) -> Point:
     """The lecture's brute force: evaluate a scalar-input loss on lo, lo + step, …, hi and keep the least.
 
-    The points are evaluated together with ``jax.vmap``, in the default float dtype.
+    The points are evaluated together with ``jax.vmap``, in the default float dtype (float32
+    unless JAX's x64 is on); NaN losses are skipped.
 
     Returns:
       ``Point(w, loss)``: the first grid point with the smallest loss.
+
+    Raises:
+      InvalidArgument (a ValueError and a TypeError): ``lo``, ``hi`` or ``step`` not finite numbers
+      with ``lo < hi`` and ``step > 0``; ``lo`` or ``hi`` beyond the default float's range; a ``step``
+      so small that grid points coincide in that float (or are subnormal, which XLA flushes to 0);
+      more points than half the memory holds; a ``loss_fn`` that does not return a real scalar, or
+      is NaN at every grid point.
 
     Examples:
       >>> from jaxdescent import grid_search
@@ -59,10 +106,19 @@ def grid_search(loss_fn: Callable[[jax.Array], jax.Array], lo: float, hi: float,
       >>> w, loss = grid_search(sextic, -2.0, 2.0, 0.01)
       >>> round(float(w), 4), round(float(loss), 6)
       (0.75, -0.439087)
+      >>> print(grid_search(sextic, -2.0, 2.0, 0.01))
+      Point(w=0.75, loss=-0.4390869)
     """
-    points = jnp.asarray(grid(lo, hi, step), dtype=jnp.result_type(float))
+    _check_grid(lo, hi, step)
+    dtype = np.dtype(jnp.result_type(float))
+    _validate.representable(lo, "lo", dtype)
+    _validate.representable(hi, "hi", dtype)
+    points = jnp.asarray(_in_dtype(grid(lo, hi, step), step, dtype))
     _validate.scalar_loss(loss_fn, points[0])
     i, loss = _argmin(jax.vmap(loss_fn)(points))
+    if not _validate.is_traced(loss) and bool(jnp.isnan(loss)):
+        raise InvalidArgument(f"loss_fn is NaN at every grid point ({points.size:,} points from {lo} to {hi}); "
+                              "check it on a few of them")
     return Point(points[i], loss)
 
 

@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -211,3 +212,91 @@ def test_csv_blocks_cost_memory_of_the_block_not_of_the_grid():
     assert peak < 1_000_000, peak  # it was 80 MB: an index of every run, for every block
     np.testing.assert_array_equal(cols["w0"], np.linspace(-2, 2, 10_000)[:10])
     np.testing.assert_array_equal(cols["learning_rate"], np.full(10, np.linspace(0.1, 1, 1000)[500]))
+
+
+def _meta(text):
+    return lambda d: (d / "meta.json").write_bytes(text)
+
+
+def _npz(make):
+    def plant(d):
+        (d / "results.npz").unlink()
+        make(d / "results.npz")
+    return plant
+
+
+def _huge_shape(path):
+    """An .npy whose header declares 10^13 float64 (80 TB; the padding keeps its length), in a zip with a right CRC."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.zeros(3))
+    data = buf.getvalue()
+    i = data.index(b"'shape': (3,), }")
+    end = data.index(b"\n", i)
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("x.npy", data[:i] + b"'shape': (10000000000000,), }".ljust(end - i) + data[end:])
+
+
+@pytest.mark.parametrize(
+    "plant, error, match",
+    [
+        pytest.param(_meta(b"[1, 2, 3]"), ValueError, "meta.json is not a jaxdescent meta.json: it must hold a JSON object",
+                     id="meta-list"),
+        pytest.param(_meta(b'"x"'), ValueError, "must hold a JSON object, got a str", id="meta-str"),
+        pytest.param(_meta(b"{"), ValueError, "meta.json is damaged: not valid JSON", id="meta-truncated"),
+        pytest.param(_meta(b"\xff\xfe\xfa"), ValueError, "meta.json is damaged", id="meta-not-text"),
+        pytest.param(_meta(b"[" * 100_000 + b"]" * 100_000), ValueError, "meta.json is damaged", id="meta-deep"),
+        pytest.param(lambda d: ((d / "meta.json").unlink(), os.mkfifo(d / "meta.json")), ValueError,
+                     "meta.json is a FIFO, not a regular file", id="meta-fifo"),
+        pytest.param(lambda d: ((d / "meta.json").unlink(), (d / "meta.json").mkdir()), ValueError,
+                     "meta.json is a folder", id="meta-folder"),
+        pytest.param(_npz(lambda p: p.symlink_to("/dev/zero")), ValueError,
+                     "results.npz is a device, not a regular file", id="npz-link-to-dev-zero"),
+        pytest.param(_npz(os.mkfifo), ValueError, "results.npz is a FIFO, not a regular file", id="npz-fifo"),
+        pytest.param(_npz(lambda p: None), FileNotFoundError, "results.npz is missing", id="npz-missing"),
+        pytest.param(_npz(lambda p: p.write_bytes(b"")), ValueError, "results.npz is damaged", id="npz-empty"),
+        pytest.param(_npz(lambda p: np.save(p.with_suffix(".npy"), np.ones(3)) or p.with_suffix(".npy").rename(p)),
+                     ValueError, "results.npz is damaged", id="npz-is-an-npy"),
+        pytest.param(_npz(_huge_shape), ValueError, "declares (10000000000000,) float64", id="npz-header-declares-80-TB"),
+    ],
+)
+def test_load_refuses_a_bad_folder_naming_the_file(tmp_path, plant, error, match):
+    import re
+
+    results.save(tmp_path, {"x": np.ones(3)}, {"a": 1})
+    plant(tmp_path)
+    with pytest.raises(error, match=re.escape(match)):
+        results.load(tmp_path)
+
+
+@pytest.mark.parametrize("out_dir", [None, 3, b"out", ""], ids=["none", "int", "bytes", "empty"])
+def test_load_names_out_dir_when_it_is_not_a_path(out_dir):
+    with pytest.raises(TypeError, match="out_dir"):
+        results.load(out_dir)
+    with pytest.raises(TypeError, match="path"):
+        results.load_arrays(out_dir)
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["stored", "compressed"])
+def test_a_truncated_or_bit_flipped_npz_is_damaged_or_still_the_same_arrays(tmp_path, compressed):
+    """Every prefix and every byte with one bit flipped: one clear error naming the file, never other arrays."""
+    arrays = {"final_w": np.arange(6.0).reshape(2, 3), "diverged": np.array([True, False])}
+    path = tmp_path / "results.npz"
+    (np.savez_compressed if compressed else np.savez)(path, **arrays)
+    whole = path.read_bytes()
+    damaged = 0
+    for data in [whole[:n] for n in range(len(whole))] + \
+            [whole[:i] + bytes([whole[i] ^ 1 << i % 8]) + whole[i + 1:] for i in range(len(whole))]:
+        path.write_bytes(data)
+        try:
+            back = results.load_arrays(path)
+        except ValueError as e:
+            assert f"{path} is damaged" in str(e)
+            damaged += 1
+            continue
+        assert back.keys() == arrays.keys()  # an altered field that does not matter (a date, padding)
+        for k, v in arrays.items():
+            assert back[k].dtype == v.dtype and back[k].shape == v.shape and np.array_equal(back[k], v)
+    assert damaged > 1.5 * len(whole)

@@ -151,11 +151,43 @@ GOOD = {"a": Uniform(0.0, 1.0)}
         pytest.param({"a": Uniform(0.0, 1.0), "c": [[1, 2], [3, 4]]}, 4, {}, "space['c']", id="choices-2d"),
         pytest.param(GOOD, 4, {"method": "grid"}, "method", id="method-unknown"),
         pytest.param(unit_space(MAX_SOBOL_DIM + 1), 4, {"method": "sobol"}, f"at most {MAX_SOBOL_DIM}", id="sobol-too-many-dims"),
+        pytest.param({"a": Uniform(True, 2.0)}, 4, {}, "space['a'].low", id="uniform-low-bool"),
+        pytest.param({"a": Uniform(0.0, True)}, 4, {}, "space['a'].high", id="uniform-high-bool"),
+        pytest.param({"a": LogUniform(np.True_, 2.0)}, 4, {}, "space['a'].low", id="log-low-numpy-bool"),
+        pytest.param({"a": Uniform("0", 2.0)}, 4, {}, "space['a'].low", id="uniform-low-str"),
+        pytest.param({"a": Uniform(0.0, None)}, 4, {}, "space['a'].high", id="uniform-high-none"),
+        pytest.param({"a": Uniform(np.array([0.0, 1.0]), 2.0)}, 4, {}, "space['a'].low", id="uniform-low-array"),
+        pytest.param({"a": LogUniform(1e-3, 1j)}, 4, {}, "space['a'].high", id="log-high-complex"),
+        pytest.param({"a": Uniform(0, 10**400)}, 4, {}, "space['a']", id="uniform-high-int-beyond-float64"),
+        pytest.param(GOOD, 4, {"seed": -1}, "seed", id="seed-negative"),
+        pytest.param(GOOD, 4, {"seed": 1.5}, "seed", id="seed-float"),
+        pytest.param(GOOD, 4, {"seed": True, "method": "sobol"}, "seed", id="seed-bool"),
+        pytest.param(GOOD, 10**12, {}, "num: 1,000,000,000,000 points", id="num-beyond-memory"),
+        pytest.param(unit_space(MAX_SOBOL_DIM), 2**32, {"method": "sobol"}, "num: 4,294,967,296 points",
+                     id="num-beyond-memory-sobol"),
+        pytest.param(GOOD, 2**33, {"method": "sobol"}, "num must be at most 2**32", id="sobol-beyond-its-period"),
     ],
 )
 def test_bad_inputs_raise_naming_the_entry(space, num, kwargs, names):
     with pytest.raises(ValueError, match=re.escape(names)):
         sample(space, num, **kwargs)
+
+
+def test_a_bound_of_the_wrong_type_is_a_type_error_too():
+    with pytest.raises(TypeError, match=re.escape("space['a'].low")):
+        sample({"a": Uniform(None, 1.0)}, 4)
+
+
+@pytest.mark.parametrize("method", ["random", "sobol"])
+def test_ranges_wider_than_float64_can_subtract_are_still_spread_over_the_range(method):
+    """high - low and high / low overflow: the values were all high's neighbour; now they follow u."""
+    u = np.random.default_rng(5).random((64, 2)) if method == "random" else scipy_sobol(2, 64)
+    axes = sample({"a": Uniform(-1e308, 1e308), "lr": LogUniform(1e-300, 1e300)}, 64, method=method, seed=5)
+    np.testing.assert_allclose(axes["a"], -1e308 * (1 - u[:, 0]) + 1e308 * u[:, 0], rtol=1e-15, atol=0)
+    np.testing.assert_allclose(np.log10(axes["lr"]), -300 + 600 * u[:, 1], rtol=0, atol=1e-9)
+    assert np.all(np.isfinite(axes["a"])) and np.all(axes["a"] >= -1e308) and np.all(axes["a"] < 1e308)
+    assert np.all(axes["lr"] >= 1e-300) and np.all(axes["lr"] < 1e300)
+    assert len(np.unique(axes["a"])) == 64 and len(np.unique(axes["lr"])) == 64
 
 
 def test_a_value_that_is_neither_range_nor_choices_is_a_type_error():
