@@ -25,7 +25,6 @@ A run never sees another run's values: a NaN or inf in one run's metrics
 cannot change any other run.
 """
 
-import concurrent.futures
 import functools
 import hashlib
 import math
@@ -40,11 +39,11 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxdescent import _cost, _validate
+from jaxdescent import _cost, _progress, _validate
 
 CHUNK_SIZE = _cost.CHUNK_SIZE  # the widest default chunk on CPU (see jaxdescent._cost)
 ACCELERATOR_CHUNK_SIZE = 1 << 20  # GPU/TPU: enough runs in flight to fill the chip
-PIECE_RUNS = 1 << 16  # runs per saved piece with out=DIR
+PIECE_RUNS = _cost.PIECE_RUNS  # the most runs per piece (see jaxdescent._cost.piece_runs)
 MAX_RUNS = 2**31 - 1  # run numbers are int32 on the device
 CPU_THREADS = None  # threads on CPU in all, shared among the CPU devices (None: one per core; see cpu_threads)
 # Per-compile options touch only this program, never the process: safe to set by default on CPU.
@@ -474,7 +473,11 @@ _jitted = {
 
 
 def _is_key(x) -> bool:
-    return isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+    return isinstance(x, jax.Array) and _is_key_type(x)
+
+
+def _is_key_type(x) -> bool:
+    return jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
 def _key_impl(x):
@@ -559,7 +562,7 @@ def run_grid(
     devices: Optional[Sequence[jax.Device]] = None,
     out=None,
     piece_runs: Optional[int] = None,
-    progress: Optional[Callable] = None,
+    progress: _progress.Progress = True,
     describe: Optional[dict] = None,
     shared: Any = None,
 ):
@@ -570,7 +573,10 @@ def run_grid(
     ``jax.random.fold_in(key, i)`` (without one, every run gets
     ``fold_in(key, 0)``). ``run`` is static configuration: wrap it in
     :class:`Static` so that equal configurations reuse one compilation.
-    With ``out``, pieces of about ``piece_runs`` runs are saved there and a
+    On CPU the runs are computed in pieces of ``piece_runs`` (default: about
+    30 s of estimated work, see :mod:`jaxdescent._cost`), reported to
+    ``progress`` (see :mod:`jaxdescent._progress`); Ctrl-C interrupts between
+    polls. With ``out``, each piece is saved there and a
     rerun resumes (see :mod:`jaxdescent.results`); ``describe`` is JSON-able
     configuration recorded beside them. ``shared`` (data every run reads) is
     passed as ``run(hp, key, shared)``, a traced argument: new data of the same
@@ -599,34 +605,42 @@ def run_grid(
             "out= is not supported with several processes (jax.distributed): run without out= (every process "
             "receives the whole result) and save it from process 0")
     gather = len({d.process_index for d in mesh.devices.flat}) > 1
-    calls = set()
+    calls, cost, out_info = set(), None, None
     if not traced:  # one run, traced alone: the results (every run's metrics, on the host once read) must fit
         hp_example = {n: jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct(v.shape[1:], v.dtype), v)
                       for n, v in zip(coords.names, coords.values) if n != "seed"}
         shared_example = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), shared)
         leaves, treedef = jax.tree_util.tree_flatten((hp_example, jax.eval_shape(lambda: jax.random.key(0)),
                                                       *(() if shared is None else (shared_example,))))
-        out_info, calls, cost = _one_run(run, treedef, tuple(leaves), on_cpu and not gather, auto)
+        out_info, calls, cost = _one_run(run, treedef, tuple(leaves), on_cpu and not gather, on_cpu)
         per_run = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(out_info))  # keys too
         _validate.check_memory("the grid", num_runs * per_run, f"{num_runs:,} runs' results ({per_run:,} bytes each)",
                                "record less per run (e.g. a larger record_every) or split the grid")
         if auto:
             chunk_size = _cost.cpu_chunk(cost, num_runs=num_runs, cores=cores(), row=row)
-    piece_runs = min(piece_runs or PIECE_RUNS, num_runs)
+    if piece_runs is None:
+        piece_runs = PIECE_RUNS if cost is None else _cost.piece_runs(cost, chunk=min(chunk_size, num_runs),
+                                                                        cores=cores())
+    piece_runs = min(piece_runs, num_runs)
+    # Without out=, a CPU sweep runs in pieces too, for progress and Ctrl-C (not with keys among its metrics,
+    # which are joined on the device).
+    key_metrics = not traced and any(_is_key_type(x) for x in jax.tree_util.tree_leaves(out_info))
+    in_pieces = out is not None or (on_cpu and not traced and not key_metrics and piece_runs < num_runs)
+    report = _progress.callback(progress)
     # Run r is always computed in lane r % chunk of a chunk (a piece's call starts on a chunk boundary, so it
     # covers up to chunk - 1 runs more): XLA computes some lanes with vector code and the rest with scalar code,
     # whose fused multiply-adds can differ in the last bit.
     # On CPU one program runs on one core: a call is split into one program per core, run from as many threads
     # (in lane `thread`, see _launch). Not inside the caller's jit, nor across processes (whose calls must match).
-    target = num_runs if out is None else min(piece_runs + min(chunk_size, num_runs) - 1, num_runs)
+    target = min(piece_runs + min(chunk_size, num_runs) - 1, num_runs) if in_pieces else num_runs
     threads = 1 if traced or gather or not on_cpu or calls else max(1, cpu_threads() // mesh.devices.size)
     if jax.config.jax_debug_nans or jax.config.jax_debug_infs:  # checked by jit's dispatch, in the calling thread
         threads = 1
     threads = min(threads, -(-target // (min(chunk_size, num_runs) * mesh.devices.size)))  # each has a chunk
-    layout = plan(num_runs, mesh.devices.size * threads, chunk_size, None if out is None else target)
+    layout = plan(num_runs, mesh.devices.size * threads, chunk_size, target if in_pieces else None)
     settings = dict(run=run, shape=shape, dims=coords.dims, names=coords.names, seeded="seed" in coords.dims, row=row,
                     mesh=mesh, per_device=layout.per_device, chunk=layout.chunk, lanes=threads, gather=gather,
-                    whole=out is None and threads == 1,
+                    whole=not in_pieces and threads == 1,
                     key_impls=(_key_impl(key), *(_key_impl(v) for v in coords.values)))
     # compiler_options are only accepted on a top-level jit, not inside the caller's own jit.
     program = _jitted["cpu" if on_cpu and not traced else "other"]
@@ -639,7 +653,9 @@ def run_grid(
             return program(values, key, jnp.int32(start), jnp.int32(0), shared_global, **settings)
         start = _global(np.int32(start), mesh)
         if threads == 1:
-            return program(values, key, start, _global(np.int32(0), mesh), shared_global, **settings)
+            result = program(values, key, start, _global(np.int32(0), mesh), shared_global, **settings)
+            _progress.wait(jax.tree_util.tree_leaves(result))  # dispatched asynchronously: Ctrl-C can interrupt
+            return result
 
         # Compiled here: JAX's settings entered with a context manager (enable_x64, default_matmul_precision, ...)
         # hold in this thread only, and the program must be traced under them.
@@ -648,13 +664,28 @@ def run_grid(
         def lane(thread):
             return jax.block_until_ready(compiled(values, key, start, _global(np.int32(thread), mesh), shared_global))
 
-        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-            parts = list(pool.map(lane, range(threads)))
+        parts = _progress.in_threads(lane, threads)
         return _merge_lanes(tuple(parts), block=mesh.devices.size * layout.chunk, num_runs=num_runs,
-                            shape=shape if out is None else None, device=mesh.devices.flat[0])
+                            shape=None if in_pieces else shape, device=mesh.devices.flat[0])
 
+    def piece(start, stop):  # runs [start, stop) as host arrays, one per leaf; a call starts on a chunk boundary
+        first = start - start % layout.chunk
+        return [_host(x)[start - first: stop - first] for x in jax.tree_util.tree_leaves(call(first))]
+
+    if not in_pieces:
+        result = call(0)
+        if report and not traced:
+            report(num_runs, num_runs)
+        return result
     if out is None:
-        return call(0)
+        parts = []
+        for start in range(0, num_runs, piece_runs):
+            parts.append(piece(start, min(start + piece_runs, num_runs)))
+            if report:
+                report(min(start + piece_runs, num_runs), num_runs)
+        leaves = [jax.device_put(np.concatenate(p).reshape(shape + p[0].shape[1:]), mesh.devices.flat[0])
+                  for p in zip(*parts)]
+        return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_info), leaves)
 
     from jaxdescent import results
 
@@ -671,19 +702,14 @@ def run_grid(
              for stem, leaf in leaf_names(name, value)}
     if len(set(names) | set(extra)) < len(names) + len(extra):
         raise ValueError(f"metric names {names} collide with axis names {list(extra)}; rename one")
-    keys = [n for n, leaf in zip(names, leaves) if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key)]
-    if keys:
-        raise _validate.InvalidArgument(f"out=: metrics {keys} are jax.random keys, which cannot be saved; return "
+    if key_metrics:
+        raise _validate.InvalidArgument(f"out=: metrics {[n for n, leaf in zip(names, leaves) if _is_key_type(leaf)]} "
+                                        "are jax.random keys, which cannot be saved; return "
                                         "jax.random.key_data(key) instead")
     fields = {n: (tuple(leaf.shape), np.dtype(leaf.dtype).str) for n, leaf in zip(names, leaves)}
-
-    def compute_piece(start, stop):
-        first = start - start % layout.chunk
-        got = jax.tree_util.tree_leaves(call(first))
-        return {n: np.asarray(x)[start - first: stop - first] for n, x in zip(names, got)}
-
-    arrays = results.run_pieces(out, config, num_runs, piece_runs, fields, compute_piece, extra=extra,
-                                grid_shape=shape, progress=progress)
+    arrays = results.run_pieces(out, config, num_runs, piece_runs, fields,
+                                lambda start, stop: dict(zip(names, piece(start, stop))), extra=extra,
+                                grid_shape=shape, progress=report)
     metrics = [arrays[n] for n in names]
     return jax.tree_util.tree_unflatten(treedef, metrics)
 
@@ -733,6 +759,8 @@ def sweep_fn(
     chunk_size: Optional[int] = None,
     devices: Optional[Sequence[jax.Device]] = None,
     out=None,
+    piece_runs: Optional[int] = None,
+    progress: _progress.Progress = True,
 ) -> Runs:
     """Runs ``fn(hp, key)`` for every point of a grid (or a list) of hyperparameters × seeds, as one program.
 
@@ -753,11 +781,21 @@ def sweep_fn(
       product: ``False`` zips the axes (equal lengths) into one axis ``"point"``,
         e.g. for the points of :func:`jaxdescent.sample`.
       chunk_size: runs vmapped together on a device; memory is O(chunk_size).
-        ``None``: 256 on CPU, 2²⁰ on GPU/TPU.
+        ``None``: on GPU/TPU 2²⁰; on CPU chosen from ``fn``'s program by a
+        cost model (:mod:`jaxdescent._cost`): one run at a time when its
+        operations are large matrix products, else as many as keep every core
+        busy (at most 256), whole rows of seeds. A run's last bits depend on
+        the chunk: pass it to get the same bits on a machine with other cores.
       devices: the devices to split the runs over, default ``jax.devices()``.
       out: a folder: finished pieces are saved there and a rerun after a crash
         resumes from them; a second call with the same arguments loads the
         saved result. A folder holding another run is refused.
+      piece_runs: runs per piece: progress is reported, and with ``out``
+        saved, after each. ``None``: about 30 s of estimated work.
+      progress: ``True``: a bar on stderr when a terminal or a notebook shows
+        it; ``False``: none; or a callable ``progress(runs_done, num_runs)``.
+        Ctrl-C raises ``KeyboardInterrupt`` within a fraction of a second;
+        with ``out`` every finished piece is kept and a rerun resumes.
 
     Returns:
       :class:`Runs` with ``.metrics`` (``fn``'s pytree, run axes first),
@@ -796,10 +834,10 @@ def sweep_fn(
             key = jax.random.wrap_key_data(key)
         else:
             raise TypeError(f"key must be one jax.random.key(...), got {key!r}")
-    if chunk_size is not None:
-        chunk_size = _validate.num_steps(chunk_size, "chunk_size")
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    for name, value in (("chunk_size", chunk_size), ("piece_runs", piece_runs)):
+        if value is not None and _validate.num_steps(value, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    _progress.callback(progress)  # checked before compiling
     hp_example = {name: jax.ShapeDtypeStruct((), np.asarray(v).dtype if not _validate.is_traced(v) else v.dtype)
                   for name, v in items if name != "seed"}
     try:
@@ -811,5 +849,6 @@ def sweep_fn(
         if not isinstance(leaf, jax.ShapeDtypeStruct):
             raise TypeError(f"fn must return a pytree of arrays, got a leaf {leaf!r}")
     metrics = run_grid(fn, coords, key=key, chunk_size=chunk_size, devices=devices, out=out,
+                       piece_runs=None if piece_runs is None else int(piece_runs), progress=progress,
                        describe={"seeds": seeds, "product": product})
     return Runs(metrics, coords)

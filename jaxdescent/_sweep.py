@@ -276,7 +276,7 @@ def _check_hyperparams(hyperparams) -> dict:
 
 
 def _runs(loss_fn, coords, *, optimizer, hyperparams, num_steps, record_every, divergence_bound, grad_tol,
-          chunk_size, devices, out, piece_runs=None, progress=None, stop_early=False):
+          chunk_size, devices, out, piece_runs=None, progress=True, stop_early=False):
     """Validated arguments → the engine; the result labelled with ``coords``."""
     num_steps, record_every, divergence_bound, grad_tol, chunk_size = _check_settings(
         num_steps, optimizer, hyperparams, record_every, divergence_bound, grad_tol, chunk_size, stop_early)
@@ -390,7 +390,7 @@ def sweep(
     devices: Optional[Sequence[jax.Device]] = None,
     out=None,
     piece_runs: Optional[int] = None,
-    progress: Optional[Callable] = None,
+    progress=True,
 ) -> SweepResult:
     """Runs gradient descent for every (learning rate, hyperparameters, start point), as one compiled program.
 
@@ -426,8 +426,8 @@ def sweep(
         (every process's devices after ``jax.distributed.initialize``).
       out: a folder to save finished pieces to and resume from (see
         :func:`jaxdescent.sweep_fn`).
-      piece_runs: with ``out``, about this many runs per saved piece (default 65536).
-      progress: wraps the iterable of pieces (e.g. a tqdm bar) when ``out`` is given.
+      piece_runs, progress: as for :func:`jaxdescent.sweep_fn` (runs per piece, default about 30 s of
+        estimated work; a bar where someone watches, ``False``, or ``progress(runs_done, num_runs)``).
 
     Returns:
       A :class:`SweepResult` indexed ``[i_learning_rate, i_hyperparam..., i_w0, ...]``,

@@ -262,20 +262,10 @@ def _fast_path() -> None:
 
 
 def progress_bar(quiet: bool, desc: str):
-    """Wraps an iterable of pieces in a one-line progress count on stderr, unless quiet or not a terminal."""
-    if quiet or not sys.stderr.isatty():
-        return None
+    """A progress callback that draws a bar on stderr, unless quiet or not a terminal (see jaxdescent._progress)."""
+    from jaxdescent import _progress
 
-    def wrap(pieces):
-        pieces = list(pieces)
-        started = time.time()
-        for i, piece in enumerate(pieces):
-            yield piece
-            sys.stderr.write(f"\r{desc}: {i + 1}/{len(pieces)} pieces, {time.time() - started:.1f} s")
-            sys.stderr.flush()
-        sys.stderr.write("\n")
-
-    return wrap
+    return None if quiet or not sys.stderr.isatty() else _progress.Bar(desc)
 
 
 def run_meta(args, started: float, **extra) -> dict:
@@ -357,8 +347,8 @@ def _reproduce(args) -> None:
 class StopBetweenPieces:
     """Within the block, a first Ctrl-C lets the piece in progress finish and be saved, then stops the run.
 
-    ``pieces(progress)`` wraps the runner's iterable of pieces: it raises
-    KeyboardInterrupt before the next piece once Ctrl-C was pressed. A second
+    ``pieces(progress)`` wraps the runner's progress callback: it raises
+    KeyboardInterrupt after a piece is saved once Ctrl-C was pressed. A second
     Ctrl-C stops at once (the piece in progress is lost). Only in the main
     thread (signal handlers live there); elsewhere Ctrl-C behaves as usual.
     """
@@ -384,11 +374,11 @@ class StopBetweenPieces:
         self.requested = True
 
     def pieces(self, progress):
-        def wrapped(numbers):
-            for i in numbers if progress is None else progress(numbers):
-                if self.requested:
-                    raise KeyboardInterrupt
-                yield i
+        def wrapped(done, total):
+            if progress is not None:
+                progress(done, total)
+            if self.requested:
+                raise KeyboardInterrupt
 
         return wrapped
 
@@ -585,8 +575,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--hyperparam", action="append", metavar="NAME=GRID",
                    help="another axis: an optimizer keyword and its grid, e.g. momentum=0.0,0.5,0.9 (repeatable)")
     _run_arguments(s, plot="DIR/phase_diagram.png")
-    s.add_argument("--piece-runs", type=positive_int, default=1 << 16, metavar="N",
-                   help="runs per saved piece (default 65536)")
+    s.add_argument("--piece-runs", type=positive_int, default=None, metavar="N",
+                   help="runs per saved piece (default: about 30 s of estimated work)")
     s.add_argument("--csv", action="store_true", help="also write DIR/results.csv, one row per run")
     s.add_argument("--stop-early", action="store_true",
                    help="stop each run at its first converged or diverged step (final_w is that iterate)")

@@ -473,7 +473,7 @@ def train_many(
     chunk_size: Optional[int] = None,
     devices=None,
     out=None,
-    progress: Optional[Callable] = None,
+    progress=True,
 ) -> tuple[Params, History]:
     """:func:`train` for every learning rate × hyperparameters × key at once, on the engine, compiled once.
 

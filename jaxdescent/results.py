@@ -24,7 +24,7 @@ import struct
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -201,7 +201,7 @@ def prepare(out_dir, config: dict) -> Path:
         if old != config:
             changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
             raise InvalidArgument(
-                f"{out} holds another run (different {', '.join(changed)}); choose another --out or remove it")
+                f"{out} holds another run (different {', '.join(changed)}); choose another folder or remove it")
     else:
         others = sorted(p.name for p in out.iterdir() if p.name != LOCK)
         if others:
@@ -296,7 +296,7 @@ def _valid_piece(path: Path, identity: str, start: int, stop: int, fields: dict,
 def run_pieces(
     out_dir, config: dict, num_runs: int, piece_runs: int, fields: dict,
     compute_piece: Callable[[int, int], dict], *, extra: Optional[dict] = None, grid_shape: Optional[tuple] = None,
-    progress: Optional[Callable[[Iterable], Iterable]] = None,
+    progress: Optional[Callable[[int, int], object]] = None,
 ) -> dict:
     """Computes runs ``0..num_runs`` in pieces of ``piece_runs``, saving each; a rerun resumes.
 
@@ -317,7 +317,7 @@ def run_pieces(
       extra: arrays stored beside the results (coordinates).
       grid_shape: the run axes' shape: results.npz holds each field shaped
         ``grid_shape + per-run shape`` (default: one flat run axis).
-      progress: wraps the iterable of piece numbers (e.g. a tqdm bar).
+      progress: called as ``progress(runs done, num_runs)`` after each piece, found or computed.
 
     Returns:
       name → the arrays of all runs, shaped ``grid_shape + per-run shape``.
@@ -335,7 +335,7 @@ def run_pieces(
         pieces_dir.mkdir(exist_ok=True)
         num_pieces = -(-num_runs // piece_runs)
         parts = []
-        for i in range(num_pieces) if progress is None else progress(range(num_pieces)):
+        for i in range(num_pieces):
             start, stop = i * piece_runs, min((i + 1) * piece_runs, num_runs)
             path = pieces_dir / f"piece_{i:05d}.npz"
             arrays = _valid_piece(path, identity, start, stop, fields) if path.exists() else None
@@ -343,6 +343,8 @@ def run_pieces(
                 arrays = {k: np.asarray(v) for k, v in compute_piece(start, stop).items()}
                 save_arrays(path, {**arrays, "__identity__": identity, "__start__": start, "__stop__": stop})
             parts.append(arrays)
+            if progress is not None:
+                progress(stop, num_runs)
         arrays = {k: np.concatenate([p[k] for p in parts]).reshape(lead + tuple(fields[k][0])) for k in fields}
         save_arrays(out / "results.npz", {**arrays, **(extra or {}), "__identity__": identity, "__start__": 0,
                                           "__stop__": num_runs})

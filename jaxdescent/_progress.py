@@ -1,0 +1,93 @@
+"""Watching and stopping a sweep from Python: progress callbacks, a bar, and waits that Ctrl-C interrupts.
+
+A sweep reports after each piece it finishes: ``progress(done, total)``, the
+runs done so far and in all. ``progress=True`` (the default) shows a one-line
+bar on stderr when someone is watching (a terminal, or a Jupyter or Colab
+notebook) and nothing otherwise; ``False`` or ``None`` turns it off; any
+callable receives the counts.
+
+Python raises ``KeyboardInterrupt`` only between bytecodes, and a thread
+blocked in XLA never returns to Python until its program ends. So the
+engine dispatches its programs asynchronously and waits for them here, in
+short sleeps that Ctrl-C interrupts: the interrupt arrives within a fraction
+of a second, the piece in progress is abandoned (it runs to its end in the
+background) and every finished piece is kept.
+"""
+
+import sys
+import threading
+import time
+from typing import Callable, Optional, Union
+
+POLL_SECONDS = 0.05
+
+Progress = Union[bool, None, Callable[[int, int], object]]
+
+
+def watching() -> bool:
+    """Whether a person sees stderr: a terminal, or a notebook kernel (Jupyter, Colab)."""
+    if "ipykernel" in sys.modules:
+        return True
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed
+        return False
+
+
+class Bar:
+    """A one-line bar on stderr: runs done, elapsed time and the time left at the rate so far."""
+
+    def __init__(self, desc: str = "sweep", stream=None):
+        self.desc, self.stream, self.started = desc, stream, time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        stream = self.stream or sys.stderr
+        elapsed = time.monotonic() - self.started
+        left = f", {elapsed * (total - done) / done:.0f} s left" if 0 < done < total else ""
+        width = 24
+        filled = width * done // max(total, 1)
+        stream.write(f"\r{self.desc}: [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} runs, "
+                     f"{elapsed:.0f} s{left}  " + ("\n" if done >= total else ""))
+        stream.flush()
+
+
+def callback(progress: Progress, desc: str = "sweep") -> Optional[Callable[[int, int], object]]:
+    """The callback for a ``progress=`` argument (see the module docstring); ``None`` when there is none."""
+    if progress is None or progress is False:
+        return None
+    if progress is True:
+        return Bar(desc) if watching() else None
+    if not callable(progress):
+        raise TypeError(f"progress must be True, False, None or a callable progress(done, total), got {progress!r}")
+    return progress
+
+
+def wait(arrays) -> None:
+    """Blocks until every ``jax.Array`` in the list is computed, in sleeps that Ctrl-C interrupts."""
+    while not all(a.is_ready() for a in arrays if hasattr(a, "is_ready")):
+        time.sleep(POLL_SECONDS)
+
+
+def in_threads(task: Callable[[int], object], count: int) -> list:
+    """``[task(0), ..., task(count - 1)]``, each in its own daemon thread, waited for in sleeps Ctrl-C interrupts.
+
+    Daemon threads: an interrupted sweep's threads run on to the end of their
+    program in the background and never hold up the interpreter's exit.
+    """
+    results, errors = [None] * count, []
+
+    def run(i):
+        try:
+            results[i] = task(i)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():
+            t.join(POLL_SECONDS)
+    if errors:
+        raise errors[0]
+    return results

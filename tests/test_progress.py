@@ -1,0 +1,175 @@
+"""Watching and stopping a sweep from Python: progress callbacks, the bar, Ctrl-C, the default layout."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxdescent import _cost, _progress, sweep, sweep_fn
+from jaxdescent.losses import sextic
+
+
+def _noisy(hp, key):
+    return {"y": hp["a"] * 2 + jax.random.normal(key)}
+
+
+def test_progress_callback_sees_increasing_counts_and_the_same_result():
+    calls = []
+    r = sweep_fn(_noisy, {"a": np.arange(100.0)}, seeds=3, piece_runs=40, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(40 * i, 300) for i in range(1, 8)] + [(300, 300)]
+    whole = sweep_fn(_noisy, {"a": np.arange(100.0)}, seeds=3, piece_runs=300, progress=False)
+    assert isinstance(r.metrics["y"], jax.Array) and r.metrics["y"].shape == (100, 3)
+    np.testing.assert_array_equal(r.metrics["y"], whole.metrics["y"])
+
+
+def test_progress_of_a_saved_sweep_counts_found_pieces_too(tmp_path):
+    first, second = [], []
+    kw = dict(learning_rate=np.array([0.01, 0.02]), w0=np.linspace(-1, 1, 10), num_steps=20, piece_runs=6)
+    a = sweep(sextic, **kw, out=tmp_path / "r", progress=lambda d, t: first.append(d))
+    import shutil
+    shutil.rmtree(tmp_path / "r")
+    b = sweep(sextic, **kw, out=tmp_path / "r", progress=lambda d, t: second.append(d))
+    assert first == second == [6, 12, 18, 20]
+    np.testing.assert_array_equal(a.final_w, b.final_w)
+
+
+def test_bar_shows_runs_done_and_time_left():
+    stream = io.StringIO()
+    bar = _progress.Bar("sweep", stream=stream)
+    bar(25, 100)
+    bar(100, 100)
+    text = stream.getvalue()
+    assert "25/100 runs" in text and "s left" in text and "100/100 runs" in text and text.endswith("\n")
+
+
+@pytest.mark.parametrize("bad", [5, "yes", 1.0])
+def test_progress_must_be_a_flag_or_a_callable(bad):
+    with pytest.raises(TypeError, match="progress must be"):
+        sweep_fn(_noisy, {"a": np.arange(3.0)}, progress=bad)
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, True])
+def test_piece_runs_must_be_a_positive_integer(bad):
+    with pytest.raises((TypeError, ValueError), match="piece_runs"):
+        sweep_fn(_noisy, {"a": np.arange(3.0)}, piece_runs=bad)
+
+
+# ---------------------------------------------------------------- the default chunk (jaxdescent._cost)
+
+
+def _cost_of(fn):
+    hp = {"a": jax.ShapeDtypeStruct((), jnp.float32)}
+    return _cost.count(jax.make_jaxpr(fn)(hp, jax.random.key(0)).jaxpr)
+
+
+def _small_ops(hp, key):  # the sextic's step: scalars, many operations
+    return jax.lax.fori_loop(0, 100, lambda i, w: w - hp["a"] * (w**5 + w - 1), 1.0)
+
+
+X = np.ones((1024, 64), np.float32)
+
+
+def _large_products(hp, key):  # a full-batch layer: 1024 x 64 x 64 products
+    w = jax.random.normal(key, (64, 64)) * hp["a"]
+    return jax.lax.scan(lambda w, _: (w - 1e-3 * X.T @ jnp.tanh(X @ w) / 1024, None), w, None, length=10)[0].sum()
+
+
+def test_cost_counts_loop_bodies_by_their_trip_counts():
+    one = _cost_of(lambda hp, key: jax.lax.scan(lambda c, _: (c * hp["a"] + 1.0, None), 0.0, None, length=1)[0])
+    ten = _cost_of(lambda hp, key: jax.lax.scan(lambda c, _: (c * hp["a"] + 1.0, None), 0.0, None, length=10)[0])
+    assert one.operations >= 2 and ten.operations == 10 * one.operations and ten.work == 10 * one.work
+    product = _cost_of(lambda hp, key: (np.ones((8, 16), np.float32) * hp["a"]) @ np.ones((16, 4), np.float32))
+    assert product.work == 8 * 16 + 2 * 8 * 4 * 16  # the broadcast-multiply's elements, then the product's flops
+
+
+@pytest.mark.parametrize("fn, num_runs, cores, row, chunk", [
+    pytest.param(_small_ops, 10**6, 2, 1, 256, id="small ops, many runs: the widest chunk"),
+    pytest.param(_small_ops, 64, 2, 1, 32, id="small ops, few runs: one chunk per core"),
+    pytest.param(_small_ops, 64, 16, 1, 4, id="16 cores"),
+    pytest.param(_small_ops, 256, 2, 8, 128, id="seeds: whole rows of 8"),
+    pytest.param(_small_ops, 60, 2, 8, 24, id="seeds: 30 runs per core, rows of 8"),
+    pytest.param(_small_ops, 12, 4, 8, 2, id="seeds: 3 runs per core, a part of a row"),
+    pytest.param(_large_products, 256, 2, 8, 1, id="large products: one run at a time"),
+])
+def test_default_chunk(fn, num_runs, cores, row, chunk):
+    assert _cost.cpu_chunk(_cost_of(fn), num_runs=num_runs, cores=cores, row=row) == chunk
+
+
+def test_pieces_hold_about_thirty_seconds_of_estimated_work():
+    cost = _cost.RunCost(operations=1e6, work=1e10, peak_bytes=0)  # 1 s + 0.01 s a run
+    assert _cost.piece_runs(cost, chunk=4, cores=2) == 56  # 30 s x 2 cores / 1.01 s = 59.4: whole blocks of 8
+    assert _cost.piece_runs(cost._replace(work=1e14), chunk=4, cores=2) == 8  # at least a chunk for each core
+    assert _cost.piece_runs(cost._replace(work=1.0, operations=1.0), chunk=256, cores=2) == _cost.PIECE_RUNS
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 3, 8, 24])
+def test_a_chunk_of_points_and_seeds_computes_what_the_hand_written_vmap_does(chunk_size):
+    """Whole rows of seeds (8, 24), a part of one (None: 12 on 2 cores, 1), or neither (3): the same numbers as a
+    researcher's vmap (points) of a vmap (seeds), up to float rounding (the widths differ)."""
+    data = jax.random.normal(jax.random.key(1), (200, 8))
+
+    def run(hp, key):
+        w = jax.random.normal(key, (8,))
+        idx = jax.random.choice(key, 200, (32,), replace=False)
+        return jnp.tanh(data[idx] @ w * hp["a"]).mean()
+
+    a = np.linspace(0.1, 1.0, 6, dtype=np.float32)
+    got = sweep_fn(run, {"a": a}, seeds=4, chunk_size=chunk_size, progress=False).metrics
+    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(0), s))(jnp.arange(4))
+    by_hand = jax.jit(jax.vmap(lambda x: jax.vmap(lambda k: run({"a": x}, k))(keys)))(a)
+    np.testing.assert_allclose(got, by_hand, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- Ctrl-C
+
+CHILD = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    import jaxdescent
+    import jax, jax.numpy as jnp
+    from jaxdescent import sweep_fn
+
+    def run(hp, key):  # about a second a piece on a 2-core machine
+        m = jax.random.normal(key, (32, 32)) / 8
+        return {"w": jax.lax.fori_loop(0, 1_500_000, lambda i, w: jnp.tanh(m @ w + hp["a"]), jnp.ones(32))}
+
+    r = sweep_fn(run, {"a": np.linspace(0, 1, 8)}, seeds=2, chunk_size=2, piece_runs=4, out=sys.argv[1],
+                 progress=lambda done, total: print("done", done, flush=True))
+    np.save(sys.argv[2], np.asarray(r.metrics["w"]))
+""")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT")
+def test_ctrl_c_in_threads_keeps_finished_pieces_and_resumes_bit_identical(tmp_path):
+    def start(out, npy):
+        return subprocess.Popen([sys.executable, "-c", CHILD, str(out), str(npy)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    child = start(tmp_path / "r", tmp_path / "a.npy")
+    assert child.stdout.readline().split() == ["done", "4"]  # the first piece is saved
+    time.sleep(0.2)
+    sent = time.monotonic()
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=120)
+    waited = time.monotonic() - sent
+    assert child.returncode != 0 and "KeyboardInterrupt" in err, err[-2000:]
+    assert "done" not in out, (out, waited)  # the piece in progress was abandoned, not finished
+    assert waited < 5, waited
+    assert sorted(os.listdir(tmp_path / "r" / "pieces")) == ["piece_00000.npz"]
+    assert not (tmp_path / "a.npy").exists()
+
+    resumed = start(tmp_path / "r", tmp_path / "a.npy")
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-2000:]
+    assert out.split()[:2] == ["done", "4"]  # the saved piece was found
+    whole = start(tmp_path / "fresh", tmp_path / "b.npy")
+    assert whole.wait(timeout=300) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
