@@ -29,7 +29,7 @@ with ``out=``) hold about ``PIECE_SECONDS`` of estimated work: one run is
 estimated at ``work / WORK_PER_SECOND + operations * SECONDS_PER_OPERATION``
 on one core (rates below the ones measured on a 2-core x86 CPU, so pieces
 come out shorter rather than longer), a piece is a whole number of chunks per
-core, at least one and at most ``PIECE_RUNS`` runs.
+core (at least one), and at most ``most`` runs.
 
 It is deterministic: the same run, grid and core count give the same chunk,
 and with it the same bits. Pass ``chunk_size`` to fix it across machines.
@@ -42,7 +42,6 @@ CHUNK_SIZE = 256  # the widest CPU chunk: 256 one-parameter runs of the sextic s
 LARGE_OPERATION_FLOPS = 1 << 16  # work per operation at which a run runs alone (a 64 x 32 x 32 product)
 CHUNK_BYTES = 1 << 28  # the most working memory a chunk may hold (memory is O(chunk))
 PIECE_SECONDS = 30.0  # estimated work per piece, on all cores
-PIECE_RUNS = 1 << 16  # the most runs in a piece
 WORK_PER_SECOND = 1e10  # one core; measured: 4e10 (minibatch MLP), 6e10 (full-batch MLP)
 SECONDS_PER_OPERATION = 1e-8  # one core, per run; measured: 2e-9 (the sextic, 256 runs a chunk)
 
@@ -118,8 +117,9 @@ def seconds(cost: RunCost) -> float:
     return cost.work / WORK_PER_SECOND + cost.operations * SECONDS_PER_OPERATION
 
 
-def piece_runs(cost: RunCost, *, chunk: int, cores: int) -> int:
-    """Runs per piece: about ``PIECE_SECONDS`` of estimated work on ``cores`` cores, whole chunks for each core."""
+def piece_runs(cost: RunCost, *, chunk: int, cores: int, most: int) -> int:
+    """Runs per piece: about ``PIECE_SECONDS`` of estimated work on ``cores`` cores, whole chunks for each core,
+    at most ``most``."""
     block = chunk * max(cores, 1)
     runs = PIECE_SECONDS * max(cores, 1) / max(seconds(cost), 1e-12)
-    return max(block, int(min(runs, PIECE_RUNS)) // block * block)
+    return min(most, max(block, int(min(runs, most)) // block * block))

@@ -285,8 +285,8 @@ def test_threads_give_the_runs_of_one_thread(threads, n, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"\['key'\].*key_data"):  # a key cannot be saved: a clear error
         sweep_fn(run, NOISY_AXES, seeds=3, out=tmp_path / "keys")
     assert not (tmp_path / "keys").exists()
-    monkeypatch.setattr(_engine, "PIECE_RUNS", 5)  # saved in pieces of 5 runs, each call split over the threads
-    saved = sweep_fn(noisy_descent, NOISY_AXES, seeds=3, chunk_size=2, out=tmp_path / "r").metrics
+    # saved in pieces of 5 runs, each call split over the threads
+    saved = sweep_fn(noisy_descent, NOISY_AXES, seeds=3, chunk_size=2, out=tmp_path / "r", piece_runs=5).metrics
     assert merged[0] == n and min(merged) == min(n, 3)  # a piece of 5 runs (+1 to its chunk) has 3 chunks
     for got in (many, saved):
         assert_trees_equal({k: v for k, v in got.items() if k != "key"},

@@ -105,9 +105,10 @@ def test_default_chunk(fn, num_runs, cores, row, chunk):
 
 def test_pieces_hold_about_thirty_seconds_of_estimated_work():
     cost = _cost.RunCost(operations=1e6, work=1e10, peak_bytes=0)  # 1 s + 0.01 s a run
-    assert _cost.piece_runs(cost, chunk=4, cores=2) == 56  # 30 s x 2 cores / 1.01 s = 59.4: whole blocks of 8
-    assert _cost.piece_runs(cost._replace(work=1e14), chunk=4, cores=2) == 8  # at least a chunk for each core
-    assert _cost.piece_runs(cost._replace(work=1.0, operations=1.0), chunk=256, cores=2) == _cost.PIECE_RUNS
+    assert _cost.piece_runs(cost, chunk=4, cores=2, most=10**6) == 56  # 30 s x 2 cores / 1.01 s = 59.4: blocks of 8
+    assert _cost.piece_runs(cost._replace(work=1e14), chunk=4, cores=2, most=10**6) == 8  # a chunk for each core
+    assert _cost.piece_runs(cost._replace(work=1.0, operations=1.0), chunk=256, cores=2, most=5000) == 4608
+    assert _cost.piece_runs(cost, chunk=4, cores=2, most=5) == 5
 
 
 @pytest.mark.parametrize("chunk_size", [None, 1, 3, 8, 24])
