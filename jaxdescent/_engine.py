@@ -592,7 +592,7 @@ def run_grid(
         raise ValueError(f"the grid has {num_runs:,} runs, more than {MAX_RUNS:,} in one call; split it")
     mesh = _mesh(devices)
     on_cpu = mesh.devices.flat[0].platform == "cpu"
-    traced = _validate.is_traced((coords.values, key))
+    traced = _validate.is_traced((coords.values, key, shared))
     row = _row(coords)
     auto = chunk_size is None and on_cpu and not traced  # from the run's cost (jaxdescent._cost)
     if chunk_size is None:
