@@ -78,7 +78,7 @@ def test_network_targets_must_be_0_1_and_stop_when_solved_a_bool():
 
 
 def test_sizes_are_estimated_before_allocating():
-    with pytest.raises(InvalidArgument, match=r"grid_search: 4,000,000,001 grid points need about 96\.0 GB"):
+    with pytest.raises(InvalidArgument, match=r"grid_search: 4,000,000,001 grid points need about 192\.0 GB"):
         grid_search(sextic, -2.0, 2.0, 1e-9)
     # 10^6 runs recording every one of 2000 steps: 8 TB of history, refused before anything runs
     with pytest.raises(InvalidArgument, match="record less per run"):
