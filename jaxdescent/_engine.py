@@ -524,8 +524,12 @@ def plan(num_runs: int, num_devices: int, chunk_size: int, piece_runs: Optional[
     return Plan(num_runs, num_devices, chunk, per_device)
 
 
-def fingerprint(run: Callable, hp_example: dict, key) -> tuple[str, Any]:
-    """A digest of what one run computes (its jaxpr and the constants it closes over), and its output shapes."""
+def fingerprint(run: Callable, hp_example: dict, key, *, callbacks: bool = False) -> tuple:
+    """A digest of what one run computes (its jaxpr and the constants it closes over), and its output shapes.
+
+    A host callback's Python body is not part of the jaxpr: two runs that differ only there have one digest.
+    With ``callbacks``, also returns the host-callback primitives the run holds (see :func:`host_callbacks`).
+    """
     closed = jax.make_jaxpr(run, return_shape=True)(hp_example, key)
     jaxpr, out_shape = closed
     # Some JAX versions print a Python function (a reduce's computation) with its address: not part of the program.
@@ -534,6 +538,8 @@ def fingerprint(run: Callable, hp_example: dict, key) -> tuple[str, Any]:
         c = _host(c)
         digest.update(str((c.dtype, c.shape)).encode())
         digest.update(np.ascontiguousarray(c).tobytes())
+    if callbacks:
+        return digest.hexdigest(), out_shape, host_callbacks(jaxpr)
     return digest.hexdigest(), out_shape
 
 
@@ -551,6 +557,73 @@ def _digest_arrays(tree) -> str:
         digest.update(str((leaf.dtype, leaf.shape)).encode())
         digest.update(np.ascontiguousarray(leaf).tobytes())
     return digest.hexdigest()
+
+
+RESULT_COPIES = 2  # the results are held twice at the peak: pieces (or the device's copy) and the joined result
+
+
+def check_size(num_runs: int, per_run: int, *, what: str = "the grid", extra: int = 0) -> None:
+    """Refuses a grid of ``num_runs`` runs of ``per_run`` result bytes each that cannot run or fit: before anything
+    per run is built.
+
+    Run numbers are int32 on the device (at most :data:`MAX_RUNS`); the results
+    are held :data:`RESULT_COPIES` times at the peak (the pieces and the joined
+    result, or the device's result and its host copy); ``extra`` bytes are
+    other per-run arrays (the seed coordinate).
+    """
+    if num_runs > MAX_RUNS:
+        raise _validate.InvalidArgument(
+            f"{what} has {num_runs:,} runs, more than {MAX_RUNS:,} in one call (run numbers are int32 on the "
+            "device); split it into several calls")
+    _validate.check_memory(what, RESULT_COPIES * num_runs * per_run + extra,
+                           f"{num_runs:,} runs' results ({per_run:,} bytes each, held {RESULT_COPIES} times "
+                           "while they are joined)",
+                           "record less per run (e.g. a larger record_every), use fewer seeds or axis values, or "
+                           "split the grid")
+
+
+def check_out_devices(out, devices) -> None:
+    """Raises (naming the argument) unless ``out`` is None or a path and ``devices`` None or a list of devices."""
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise _validate.InvalidArgument(f"out must be a folder path (a str or pathlib.Path) or None, got {out!r}")
+    if devices is None:
+        return
+    if isinstance(devices, (str, bytes, jax.Device)) or not isinstance(devices, (Sequence, np.ndarray)):
+        raise _validate.InvalidArgument(
+            f"devices must be a list of jax devices such as jax.devices() or jax.devices('cpu'), got {devices!r}")
+    bad = [d for d in devices if not isinstance(d, jax.Device)]
+    if bad:
+        raise _validate.InvalidArgument(
+            f"devices must hold jax.Device objects (e.g. jax.devices('cpu')), not {bad[0]!r}; pass "
+            "jax.devices('cpu') rather than the platform's name")
+
+
+_CALLBACKS = {"pure_callback", "io_callback", "debug_callback"}
+
+
+def host_callbacks(jaxpr) -> set:
+    """The host-callback primitives (``jax.pure_callback``, ``io_callback``, ``jax.debug.callback``) in a jaxpr and
+    the jaxprs nested in it (loops, conditionals, ``jit``, custom derivatives): Python bodies the jaxpr does not
+    show (``jax.debug.print`` is its own primitive, its format in the jaxpr)."""
+    found = set()
+
+    def inner(value):
+        if hasattr(value, "eqns"):  # a Jaxpr
+            yield value
+        elif hasattr(value, "jaxpr") and hasattr(value.jaxpr, "eqns"):  # a ClosedJaxpr
+            yield value.jaxpr
+        elif isinstance(value, (tuple, list)):
+            for v in value:
+                yield from inner(v)
+
+    todo = [jaxpr.jaxpr if hasattr(jaxpr, "jaxpr") and hasattr(jaxpr.jaxpr, "eqns") else jaxpr]
+    while todo:
+        for eqn in todo.pop().eqns:
+            if eqn.primitive.name in _CALLBACKS:
+                found.add(eqn.primitive.name)
+            for value in eqn.params.values():
+                todo.extend(inner(value))
+    return found
 
 
 def run_grid(
@@ -588,8 +661,8 @@ def run_grid(
     num_runs = math.prod(shape)
     if num_runs == 0:
         raise ValueError(f"the grid is empty: axes {dict(zip(coords.axes, shape))}")
-    if num_runs > MAX_RUNS:
-        raise ValueError(f"the grid has {num_runs:,} runs, more than {MAX_RUNS:,} in one call; split it")
+    check_out_devices(out, devices)
+    check_size(num_runs, 0)
     mesh = _mesh(devices)
     on_cpu = mesh.devices.flat[0].platform == "cpu"
     traced = _validate.is_traced((coords.values, key, shared))
@@ -614,8 +687,7 @@ def run_grid(
                                                       *(() if shared is None else (shared_example,))))
         out_info, calls, cost = _one_run(run, treedef, tuple(leaves), on_cpu and not gather, on_cpu)
         per_run = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(out_info))  # keys too
-        _validate.check_memory("the grid", num_runs * per_run, f"{num_runs:,} runs' results ({per_run:,} bytes each)",
-                               "record less per run (e.g. a larger record_every) or split the grid")
+        check_size(num_runs, per_run)
         if auto:
             chunk_size = _cost.cpu_chunk(cost, num_runs=num_runs, cores=cores(), row=row)
     if piece_runs is None:
@@ -692,7 +764,13 @@ def run_grid(
     hp_example = {n: jax.tree_util.tree_map(lambda v: v[0], v) for n, v in zip(coords.names, coords.values)
                   if n != "seed"}
     fn = run.value if shared is None else (lambda hp, k: run.value(hp, k, shared))
-    digest, out_shape = fingerprint(fn, hp_example, jax.random.key(0))
+    digest, out_shape, callbacks = fingerprint(fn, hp_example, jax.random.key(0), callbacks=True)
+    if callbacks:
+        raise _validate.InvalidArgument(
+            f"out= cannot save a run that calls back into Python ({', '.join(sorted(callbacks))}): the saved "
+            "results are recognised by the run's program, which shows the callback but not its Python body, so "
+            "a run with another body would load these results; run without out= (and save the result yourself), "
+            "or compute the callback's values in JAX")
     config = {"program": digest, "coords": _digest_arrays(coords.values), "key": _digest_arrays(key),
               "axes": list(coords.axes), "shape": list(shape), "piece_runs": piece_runs,
               "chunk": layout.chunk, **(describe or {})}  # the chunk decides the runs' last bits
@@ -737,10 +815,20 @@ def _check_axes(axes, product, what="axes"):
             raise ValueError(f"{what}[{name!r}] must be a non-empty 1-D array, got shape {a.shape}")
         if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool) or np.iscomplexobj(a):
             raise TypeError(f"{what}[{name!r}] must hold real numbers, got dtype {a.dtype}")
+        canonical = np.dtype(jax.dtypes.canonicalize_dtype(a.dtype))  # what the run sees (int32 without x64)
         if np.issubdtype(a.dtype, np.floating):
             if not np.all(np.isfinite(a)):
                 raise ValueError(f"{what}[{name!r}] must be finite, got {a[~np.isfinite(a)][:3].tolist()}")
-            a = a.astype(jax.dtypes.canonicalize_dtype(a.dtype))
+            _validate.representable(a, f"{what}[{name!r}]", canonical)
+            a = a.astype(canonical)
+        elif np.issubdtype(a.dtype, np.integer) and canonical != a.dtype:
+            info = np.iinfo(canonical)
+            if not (info.min <= int(a.min()) and int(a.max()) <= info.max):
+                outside = [int(v) for v in a if not info.min <= int(v) <= info.max]
+                raise _validate.InvalidArgument(
+                    f"{what}[{name!r}] {outside[:3]} cannot be represented in {canonical} (the runs' integers: "
+                    f"they would wrap around there); use values within [{info.min:,}, {info.max:,}], floats, or "
+                    "jax.config.update('jax_enable_x64', True)")
         items.append((name, a))
     if not product:
         lengths = {name: np.shape(v)[0] for name, v in items}
@@ -786,10 +874,17 @@ def sweep_fn(
         operations are large matrix products, else as many as keep every core
         busy (at most 256), whole rows of seeds. A run's last bits depend on
         the chunk: pass it to get the same bits on a machine with other cores.
-      devices: the devices to split the runs over, default ``jax.devices()``.
+      devices: the devices to split the runs over (a list of ``jax.Device``),
+        default ``jax.devices()``.
       out: a folder: finished pieces are saved there and a rerun after a crash
         resumes from them; a second call with the same arguments loads the
-        saved result. A folder holding another run is refused.
+        saved result. A folder holding another run is refused. A saved run
+        is recognised by its program (``fn``'s jaxpr and constants), so an
+        ``fn`` that calls back into Python (``jax.pure_callback``,
+        ``jax.experimental.io_callback``, ``jax.debug.callback``) is refused:
+        the program shows the callback but not its Python body, and another
+        body would load these results (``jax.debug.print``, whose format is
+        part of the program, is allowed).
       piece_runs: runs per piece: progress is reported, and with ``out``
         saved, after each. ``None``: about 30 s of estimated work.
       progress: ``True``: a bar on stderr when a terminal or a notebook shows
@@ -822,11 +917,7 @@ def sweep_fn(
     if seeds is not None:
         if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
             raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
-        items.append(("seed", np.arange(int(seeds), dtype=np.int32)))
-    dims = None
-    if not product:
-        dims = ["point"] * (len(items) - (seeds is not None)) + (["seed"] if seeds is not None else [])
-    coords = Coords(items, dims)
+        seeds = int(seeds)
     key = jax.random.key(0) if key is None else key
     if not _validate.is_traced(key) and not (isinstance(key, jax.Array)
                                              and jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ()):
@@ -837,9 +928,10 @@ def sweep_fn(
     for name, value in (("chunk_size", chunk_size), ("piece_runs", piece_runs)):
         if value is not None and _validate.num_steps(value, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
+    check_out_devices(out, devices)
     _progress.callback(progress)  # checked before compiling
     hp_example = {name: jax.ShapeDtypeStruct((), np.asarray(v).dtype if not _validate.is_traced(v) else v.dtype)
-                  for name, v in items if name != "seed"}
+                  for name, v in items}
     try:
         out_shape = jax.eval_shape(fn, hp_example, jax.ShapeDtypeStruct((), jax.random.key(0).dtype))
     except Exception as e:
@@ -848,6 +940,17 @@ def sweep_fn(
     for leaf in jax.tree_util.tree_leaves(out_shape):
         if not isinstance(leaf, jax.ShapeDtypeStruct):
             raise TypeError(f"fn must return a pytree of arrays, got a leaf {leaf!r}")
+    # The size, before anything per run (the seed coordinate) is built.
+    lengths = [np.shape(v)[0] for _, v in items]
+    num_runs = (math.prod(lengths) if product else lengths[0]) * (seeds or 1)
+    per_run = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(out_shape))
+    check_size(num_runs, per_run, what="axes x seeds" if seeds is not None else "axes", extra=4 * (seeds or 0))
+    if seeds is not None:
+        items.append(("seed", np.arange(seeds, dtype=np.int32)))
+    dims = None
+    if not product:
+        dims = ["point"] * (len(items) - (seeds is not None)) + (["seed"] if seeds is not None else [])
+    coords = Coords(items, dims)
     metrics = run_grid(fn, coords, key=key, chunk_size=chunk_size, devices=devices, out=out,
                        piece_runs=None if piece_runs is None else int(piece_runs), progress=progress,
                        describe={"seeds": seeds, "product": product})

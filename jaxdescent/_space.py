@@ -159,7 +159,7 @@ def sample(space: Mapping[str, Uniform | LogUniform | Sequence], num: int, *, me
     for name, dim in space.items():
         _check(name, dim)
     d = len(space)
-    seed = _validate.num_steps(seed, "seed")
+    seed = _validate.num_steps(seed, "seed", most=None)  # a NumPy seed: any size
     if method == "sobol":
         if d > MAX_SOBOL_DIM:
             raise InvalidArgument(f"space has {d} dimensions; method='sobol' supports at most {MAX_SOBOL_DIM}")

@@ -192,10 +192,8 @@ def _run(hp, key, *, loss_fn, optimizer, hyperparams, num_steps, record_every, d
 
 
 def _check_settings(num_steps, optimizer, hyperparams, record_every, divergence_bound, grad_tol, chunk_size,
-                    stop_early=False):
-    num_steps = _validate.num_steps(num_steps)
-    if num_steps >= NEVER:  # steps are counted in int32
-        raise _validate.InvalidArgument(f"num_steps must be < {NEVER:,}, got {num_steps:,}")
+                    stop_early=False, dtypes=()):
+    num_steps = _validate.num_steps(num_steps)  # at most NEVER - 1: steps are counted in int32
     check_optimizer(optimizer, hyperparams)
     record_every = _validate.num_steps(record_every, "record_every")
     if not isinstance(stop_early, (bool, np.bool_)):
@@ -208,12 +206,27 @@ def _check_settings(num_steps, optimizer, hyperparams, record_every, divergence_
     for name, value in (("divergence_bound", divergence_bound), ("grad_tol", grad_tol)):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value > 0:
             raise _validate.InvalidArgument(f"{name} must be a number > 0 (inf allowed), got {value!r}")
-    tiny = np.finfo(jax.dtypes.canonicalize_dtype(float)).tiny
-    if grad_tol ** 2 < tiny:  # the test is |grad|² < grad_tol² in the runs' float: 0 there would never hold
-        raise _validate.InvalidArgument(
-            f"grad_tol={grad_tol!r} squared underflows the runs' float (use grad_tol >= {np.sqrt(tiny):.3g}, or "
-            "float64)")
+    _check_grad_tol(grad_tol, dtypes)
     return num_steps, record_every, float(divergence_bound), float(grad_tol), chunk_size
+
+
+def _check_grad_tol(grad_tol, dtypes) -> None:
+    """Raises unless ``grad_tol²`` is a normal number in the float the runs test convergence in.
+
+    The test is ``|grad|² < grad_tol²`` in the dtype of ``|grad|²``: w0's float
+    (its leaves' common type), not JAX's default float. A ``grad_tol²`` that is
+    subnormal or 0 there never holds (XLA flushes subnormals to 0): float16
+    start points cannot test the default 1e-4 (1e-8 is below float16's
+    smallest normal number, 6.1e-5), and a run would report never converging.
+    """
+    dtype = np.dtype(jnp.result_type(*dtypes) if dtypes else jax.dtypes.canonicalize_dtype(float))
+    tiny = float(np.finfo(dtype).tiny)
+    if grad_tol ** 2 < tiny:
+        raise _validate.InvalidArgument(
+            f"grad_tol={grad_tol!r} squared underflows {dtype}, w0's float, in which the runs test "
+            f"|grad|^2 < grad_tol^2: the test would never hold and no run would converge; use grad_tol >= "
+            f"{np.sqrt(tiny):.3g}, or a wider float for w0 (float32, or float64 with "
+            "jax.config.update('jax_enable_x64', True))")
 
 
 def _as_batch(w0) -> Any:
@@ -261,8 +274,26 @@ def _check_learning_rates(learning_rate, name="learning_rate"):
         raise ValueError(f"{name} must be a 1-D array of learning rates, got shape {np.shape(learning_rate)}")
 
 
+def _check_in_dtypes(learning_rate, hyperparams, w0) -> None:
+    """Raises unless the learning rates (normal numbers) and hyperparameters survive the cast to the runs' float.
+
+    The runs' float is w0's (after :func:`_as_batch`): float16 start points run in float16, and with x64 on
+    float32 start points still run in float32.
+    """
+    for dtype in dict.fromkeys(x.dtype for x in jax.tree_util.tree_leaves(w0)):
+        _validate.learning_rate(learning_rate, dtype=dtype)
+        for name, values in hyperparams.items():
+            if not _validate.is_traced(values):
+                _validate.representable(values, f"hyperparams[{name!r}]", dtype)
+
+
 def _check_hyperparams(hyperparams) -> dict:
-    """``hyperparams`` as name → 1-D array; traced values pass the value checks."""
+    """``hyperparams`` as name → 1-D array; traced values pass the value checks.
+
+    Values are numbers cast to the runs' float: booleans are refused (a flag
+    such as ``nesterov`` is configuration, not a traced value), and integers
+    are taken as floats.
+    """
     if hyperparams is None:
         return {}
     if not isinstance(hyperparams, Mapping):
@@ -271,6 +302,19 @@ def _check_hyperparams(hyperparams) -> dict:
     for name, values in hyperparams.items():
         if name in ("learning_rate", "w0", "seed", "point") or not (isinstance(name, str) and name.isidentifier()):
             raise ValueError(f"hyperparams: {name!r} cannot name a hyperparameter (reserved or not an identifier)")
+        if not _validate.is_traced(values):
+            if _validate.has_bool(values):
+                raise _validate.InvalidArgument(
+                    f"hyperparams[{name!r}] holds booleans ({values!r}): a boolean flag is not a traced "
+                    "hyperparameter (every value is cast to the runs' float, True to 1.0); pass it in the "
+                    f"optimizer instead, e.g. optimizer=functools.partial(optax.sgd, {name}=True), and sweep "
+                    "True and False in two calls")
+            try:
+                a = np.asarray(values)
+            except (TypeError, ValueError):
+                a = None
+            if a is not None and np.issubdtype(a.dtype, np.integer):  # cast to the runs' float like the rest
+                values = a.astype(np.float64)
         checked[name] = _engine._check_axes({name: values}, True, what="hyperparams")[0][1]
     return checked
 
@@ -278,8 +322,10 @@ def _check_hyperparams(hyperparams) -> dict:
 def _runs(loss_fn, coords, *, optimizer, hyperparams, num_steps, record_every, divergence_bound, grad_tol,
           chunk_size, devices, out, piece_runs=None, progress=True, stop_early=False):
     """Validated arguments → the engine; the result labelled with ``coords``."""
+    dtypes = {x.dtype for x in jax.tree_util.tree_leaves(coords["w0"])}
     num_steps, record_every, divergence_bound, grad_tol, chunk_size = _check_settings(
-        num_steps, optimizer, hyperparams, record_every, divergence_bound, grad_tol, chunk_size, stop_early)
+        num_steps, optimizer, hyperparams, record_every, divergence_bound, grad_tol, chunk_size, stop_early, dtypes)
+    _engine.check_out_devices(out, devices)
     _xla.hint_once((jax.devices() if devices is None else list(devices) or jax.devices())[0].platform)
     run = functools.partial(_run, loss_fn=loss_fn, optimizer=optimizer, hyperparams=tuple(hyperparams),
                             num_steps=num_steps, record_every=record_every, divergence_bound=divergence_bound,
@@ -335,6 +381,7 @@ def sweep_pairs(
                 f"{name} has {np.shape(values)[0]} entries but w0 has {num_runs} start points; "
                 "sweep_pairs runs them pairwise (use sweep for every combination)")
     dtype = jax.tree_util.tree_leaves(w0)[0].dtype
+    _check_in_dtypes(learning_rate, hyperparams, w0)
     items = [("learning_rate", _cast(learning_rate, dtype)), *((k, _cast(v, dtype)) for k, v in hyperparams.items()),
              ("w0", w0)]
     coords = _engine.Coords(items, ["point"] * len(items))
@@ -471,6 +518,7 @@ def sweep(
     w0 = _as_batch(w0)
     _check_batch(loss_fn, w0)
     dtype = jax.tree_util.tree_leaves(w0)[0].dtype
+    _check_in_dtypes(learning_rate, hyperparams, w0)
     items = [("learning_rate", _cast(learning_rate, dtype)), *((k, _cast(v, dtype)) for k, v in hyperparams.items()),
              ("w0", w0)]
     return _runs(loss_fn, _engine.Coords(items), optimizer=optimizer, hyperparams=hyperparams, num_steps=num_steps,

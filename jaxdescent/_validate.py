@@ -6,6 +6,7 @@ be inspected and are passed through unchecked.
 
 import numbers
 import os
+from typing import Optional
 
 import jax
 import numpy as np
@@ -24,13 +25,34 @@ def is_traced(x) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x))
 
 
-def num_steps(value, name: str = "num_steps") -> int:
-    """Returns ``value`` as an int, or raises if it is not a non-negative integer."""
+MAX_STEPS = 2**31 - 2  # step counters are int32 on the device, and 2**31 - 1 marks "never" (see _sweep.NEVER)
+
+
+def num_steps(value, name: str = "num_steps", *, most: Optional[int] = MAX_STEPS) -> int:
+    """Returns ``value`` as an int, or raises if it is not an integer in ``[0, most]``.
+
+    ``most`` defaults to :data:`MAX_STEPS`: counts (steps, iterations, chunk
+    sizes) are int32 on the device, where a larger one would fail to convert
+    or wrap. ``None`` for a count that stays on the host (a NumPy seed).
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InvalidArgument(f"{name} must be a non-negative integer, got {value!r}")
     if value < 0:
         raise InvalidArgument(f"{name} must be >= 0, got {value}")
+    if most is not None and value > most:
+        raise InvalidArgument(f"{name} must be at most {most:,} (counted in int32 on the device), got {value:,}")
     return int(value)
+
+
+def has_bool(value) -> bool:
+    """Whether ``value`` (an array, or a list or tuple of numbers) holds a boolean anywhere."""
+    if isinstance(value, (bool, np.bool_)):
+        return True
+    try:
+        a = np.asarray(value) if not isinstance(value, (list, tuple)) else np.asarray(value, dtype=object)
+    except (TypeError, ValueError):
+        return False
+    return a.dtype == bool or (a.dtype == object and any(isinstance(v, (bool, np.bool_)) for v in a.ravel()))
 
 
 def _real(value, name):
@@ -39,6 +61,8 @@ def _real(value, name):
     listed = np.ravel(np.asarray(value, dtype=object)) if isinstance(value, (list, tuple)) or a.dtype == object else ()
     if a.dtype == bool or any(isinstance(v, (bool, np.bool_)) for v in listed):
         raise InvalidArgument(f"{name} must be a number, not a boolean: got {value!r}")
+    if a.dtype.kind in "US" or any(isinstance(v, (str, bytes)) for v in listed) or isinstance(value, (str, bytes)):
+        raise InvalidArgument(f"{name} must be a number, not a string: got {value!r} (convert it with float())")
     if np.issubdtype(a.dtype, np.complexfloating):
         raise InvalidArgument(f"{name} must be real, got the complex {a.ravel()[:3].tolist()}")
     try:
@@ -49,6 +73,9 @@ def _real(value, name):
 
 def learning_rate(value, name: str = "learning_rate", *, allow_empty: bool = False, dtype=None) -> None:
     """Raises unless every learning rate is finite and > 0, also once cast to ``dtype`` (the run's float).
+
+    In ``dtype`` a learning rate must be a normal number: XLA flushes a
+    subnormal one to 0, and the run would never move.
 
     Traced values pass: inside the run, :func:`jaxdescent.descent.make_optimizer`
     turns a traced learning rate that is not finite and > 0 into NaN, so such a
@@ -63,11 +90,15 @@ def learning_rate(value, name: str = "learning_rate", *, allow_empty: bool = Fal
         raise InvalidArgument(f"{name} must be finite, got {a[~np.isfinite(a)].ravel()[:3].tolist()}")
     if np.any(a <= 0):
         raise InvalidArgument(f"{name} must be > 0, got {a[a <= 0].ravel()[:3].tolist()}")
-    representable(a, name, dtype)
+    representable(a, name, dtype, normal=True)
 
 
-def representable(a, name: str, dtype=None) -> None:
-    """Raises if a nonzero finite value becomes 0 or inf in ``dtype`` (default: JAX's default float)."""
+def representable(a, name: str, dtype=None, *, normal: bool = False) -> None:
+    """Raises if a nonzero finite value becomes 0 or inf in ``dtype`` (default: JAX's default float).
+
+    With ``normal``, also if it becomes subnormal there (below ``finfo(dtype).tiny``): XLA flushes
+    subnormals to 0 (float32 on CPU does), so such a value would act as 0.
+    """
     dtype = np.dtype(dtype or jax.dtypes.canonicalize_dtype(float))
     with np.errstate(over="ignore", under="ignore"):
         cast = np.asarray(a, np.float64).astype(dtype)
@@ -78,6 +109,16 @@ def representable(a, name: str, dtype=None) -> None:
             f"{name} {bad} cannot be represented in {dtype} (the runs' float: it becomes 0 or inf there); "
             f"use values within [{np.finfo(dtype).tiny:.3g}, {np.finfo(dtype).max:.3g}] or float64 "
             "(jax.config.update('jax_enable_x64', True) and float64 start points)")
+    if normal:
+        tiny = np.finfo(dtype).tiny
+        small = (np.abs(cast) < tiny) & (np.asarray(a) != 0)
+        if np.any(small):
+            bad = np.asarray(a)[small].ravel()[:3].tolist()
+            raise InvalidArgument(
+                f"{name} {bad} is subnormal in {dtype} (the runs' float, whose smallest normal number is "
+                f"{tiny:.3g}): XLA flushes subnormals to 0 (float32 on CPU does), so it would act as 0 or lose its "
+                f"digits; use values >= {tiny:.3g}, or a wider float (float32 start points, or float64 with "
+                "jax.config.update('jax_enable_x64', True))")
 
 
 def finite_tree(tree, name: str) -> None:

@@ -1,5 +1,6 @@
 """One gradient-descent run as a single ``lax.scan``: :func:`gradient_descent` and its :class:`Trajectory`."""
 
+import math
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -89,6 +90,12 @@ def make_optimizer(optimizer: Optional[OptimizerFactory], learning_rate: ArrayLi
     if _validate.is_traced(learning_rate):  # unchecked: an invalid value makes the run NaN, never plausible
         learning_rate = jnp.where((learning_rate > 0) & jnp.isfinite(learning_rate), learning_rate, jnp.nan)
     return (optax.sgd if optimizer is None else optimizer)(learning_rate=learning_rate, **(hyperparams or {}))
+
+
+def _param_dtype(x) -> np.dtype:
+    """The dtype :func:`as_params` gives a leaf, without building it."""
+    dtype = jax.dtypes.canonicalize_dtype(x.dtype if hasattr(x, "dtype") else np.result_type(x))
+    return np.dtype(dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.result_type(float))
 
 
 def as_params(w0) -> Any:
@@ -296,6 +303,22 @@ def _trajectory(loss_fn, w0, learning_rate, *, num_steps, optimizer, record_ever
 _run = jax.jit(_trajectory, static_argnames=("loss_fn", "num_steps", "optimizer", "record_every", "track_sharpness"))
 
 
+def _check_trajectory_size(leaves, num_steps, record_every, track_sharpness) -> None:
+    """Refuses a trajectory that cannot fit: every recorded iterate keeps w, its gradient and its loss.
+
+    Counted twice: the last iterate is appended to the recorded ones (a copy), and a read copies to the host.
+    """
+    records = len(range(0, num_steps + 1, record_every)) + (num_steps % record_every != 0)
+    params = sum(math.prod(np.shape(x)) * np.dtype(x.dtype).itemsize for x in leaves)
+    loss = np.dtype(jnp.result_type(*leaves)).itemsize
+    per_record = 2 * params + loss * (2 if track_sharpness else 1)
+    _validate.check_memory(
+        "num_steps", 2 * records * per_record,
+        f"a trajectory of {records:,} recorded iterates of {params:,} bytes of parameters (w and its gradient "
+        "each)", "record fewer iterates (a larger record_every), fewer num_steps, or use jaxdescent.sweep, "
+        "which keeps only the last iterate")
+
+
 def gradient_descent(
     loss_fn: Callable[[Any], jax.Array],
     w0: Any,
@@ -357,6 +380,10 @@ def gradient_descent(
     if not isinstance(track_sharpness, bool):
         raise TypeError(f"track_sharpness must be True or False, got {track_sharpness!r}")
     _validate.finite_tree(w0, "w0")
+    params = [jax.ShapeDtypeStruct(np.shape(x), _param_dtype(x)) for x in jax.tree_util.tree_leaves(w0)]
+    for dtype in dict.fromkeys(x.dtype for x in params):  # the run's float: the parameters', even with x64 on
+        _validate.learning_rate(learning_rate, dtype=dtype)
+    _check_trajectory_size(params, num_steps, record_every, track_sharpness)
     w0 = as_params(w0)
     _validate.scalar_loss(loss_fn, w0)
     return _run(Static(loss_fn), w0, jnp.asarray(learning_rate), num_steps=num_steps, optimizer=Static(optimizer),

@@ -3,6 +3,7 @@
 The sharpness and the critical learning rate 2/λ_max live in :mod:`jaxdescent.stability`.
 """
 
+import math
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -13,7 +14,7 @@ from jax.flatten_util import ravel_pytree
 
 from jaxdescent import _validate
 from jaxdescent._validate import InvalidArgument
-from jaxdescent.descent import as_params
+from jaxdescent.descent import _param_dtype, as_params
 
 
 def _plain(x) -> str:
@@ -162,6 +163,22 @@ def stationary_point(loss_fn: Callable[[Any], jax.Array], w0: Any, *, num_steps:
     """
     num_steps = _validate.num_steps(num_steps)
     _validate.finite_tree(w0, "w0")
+    _check_hessian_size(w0)
     w0 = as_params(w0)
     _validate.scalar_loss(loss_fn, w0)
     return _run_newton(loss_fn, w0, num_steps=num_steps)
+
+
+HESSIAN_COPIES = 3  # the Hessian, the forward-over-reverse pass that builds it (n tangents), and solve's LU factors
+
+
+def _check_hessian_size(w0) -> None:
+    """Refuses a Newton step whose dense n × n Hessian (``n`` = the parameters in ``w0``) cannot fit."""
+    leaves = jax.tree_util.tree_leaves(w0)
+    n = sum(math.prod(np.shape(x)) for x in leaves)
+    itemsize = np.dtype(jnp.result_type(*(_param_dtype(x) for x in leaves))).itemsize  # ravel_pytree's dtype
+    _validate.check_memory(
+        "w0", HESSIAN_COPIES * n * n * itemsize,
+        f"Newton's method on {n:,} parameters builds a dense {n:,} x {n:,} Hessian: its {HESSIAN_COPIES} copies",
+        "use fewer parameters, or a first-order method (jaxdescent.gradient_descent) or Hessian-vector "
+        "products (jaxdescent.sharpness) instead")

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxdescent import gradient_descent
+from jaxdescent import count_compilations, gradient_descent
 from jaxdescent._compat import enable_x64
 from jaxdescent.losses import bowl, sextic, sextic_grad
 
@@ -113,13 +113,32 @@ def test_zero_steps_is_the_start():
         (dict(loss_fn=lambda w: w[5]), TypeError, "loss_fn"),
         (dict(optimizer=optax.adam(0.1)), TypeError, "optimizer"),
         (dict(optimizer=optax.identity), TypeError, "optimizer"),
+        pytest.param(dict(learning_rate="0.1"), TypeError, "learning_rate must be a number, not a string",
+                     id="learning-rate-string"),
+        pytest.param(dict(learning_rate=1e-39), ValueError, r"learning_rate \[1e-39\] is subnormal in float32",
+                     id="learning-rate-subnormal"),
+        pytest.param(dict(w0=np.float16(1.0), learning_rate=1e-5), ValueError,
+                     r"learning_rate \[1e-05\] is subnormal in float16", id="learning-rate-subnormal-in-w0-float16"),
+        pytest.param(dict(num_steps=2**31), ValueError, "num_steps must be at most 2,147,483,646",
+                     id="num-steps-beyond-int32"),
+        pytest.param(dict(record_every=2**31), ValueError, "record_every must be at most", id="record-every-huge"),
+        # 10^5 parameters x 10^5 steps: the whole trajectory (w and grad at every step) is 80 GB
+        pytest.param(dict(w0=np.ones(10**5, np.float32), loss_fn=bowl, num_steps=10**5), ValueError,
+                     r"num_steps: a trajectory of 100,001 recorded iterates of 400,000 bytes .* need about 160\.0 GB.*"
+                     "record_every", id="trajectory-too-large"),
     ],
 )
 def test_bad_input_names_the_argument(kwargs, error, name):
     args = dict(loss_fn=sextic, w0=1.9, learning_rate=0.1, num_steps=10) | kwargs
     loss_fn, w0 = args.pop("loss_fn"), args.pop("w0")
-    with pytest.raises(error, match=name):
+    with count_compilations() as c, pytest.raises(error, match=name):
         gradient_descent(loss_fn, w0, **args)
+    assert c.count == 0
+
+
+def test_a_trajectory_that_fits_with_record_every_runs():
+    path = gradient_descent(bowl, np.ones(3, np.float32), learning_rate=0.1, num_steps=10**5, record_every=10**4)
+    assert path.w.shape == (11, 3)
 
 
 # ---------------------------------------------------------------- the step loop as one pass (CPU)

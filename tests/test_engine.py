@@ -845,6 +845,52 @@ def run_ok(hp, key):
         pytest.param(lambda: sweep(sextic, w0=STARTS, learning_rate=ONE, num_steps=3, optimizer=optax.sgd,
                                    hyperparams={"momentum": np.ones((2, 2))}),
                      ValueError, "momentum.*1-D", id="hyperparam-2d"),
+        # integers the run's int32 would wrap: the coordinates said 1099511627776, the run saw 0
+        pytest.param(lambda: sweep_fn(run_ok, {"a": np.array([2**40, 3])}), ValueError,
+                     r"axes\['a'\] \[1099511627776\] cannot be represented in int32", id="int64-beyond-int32"),
+        pytest.param(lambda: sweep_fn(run_ok, {"a": np.array([2**63 + 5], np.uint64)}), ValueError,
+                     r"axes\['a'\] \[9223372036854775813\] cannot be represented in uint32", id="uint64-beyond-uint32"),
+        pytest.param(lambda: sweep_fn(run_ok, {"a": [-(2**31) - 1]}), ValueError,
+                     r"axes\['a'\].*cannot be represented in int32", id="int-below-int32"),
+        # finite in float64, inf in the run's float32
+        pytest.param(lambda: sweep_fn(run_ok, {"a": np.array([1e39])}), ValueError,
+                     r"axes\['a'\] \[1e\+39\] cannot be represented in float32", id="float64-beyond-float32"),
+        pytest.param(lambda: sweep(sextic, w0=STARTS, learning_rate=ONE, num_steps=3, optimizer=optax.sgd,
+                                   hyperparams={"momentum": [1e39]}),
+                     ValueError, r"hyperparams\['momentum'\] \[1e\+39\] cannot be represented", id="hyperparam-overflow"),
+        pytest.param(lambda: sweep(sextic, w0=STARTS.astype(np.float16), learning_rate=ONE, num_steps=3,
+                                   grad_tol=0.01, optimizer=optax.sgd, hyperparams={"momentum": [0.5, 1e5]}),
+                     ValueError, r"hyperparams\['momentum'\] \[100000.0\] cannot be represented in float16",
+                     id="hyperparam-overflows-w0-float16"),
+        # booleans are not numbers, and a flag is not a traced hyperparameter
+        pytest.param(lambda: sweep(sextic, w0=STARTS, learning_rate=ONE, num_steps=3, optimizer=optax.sgd,
+                                   hyperparams={"momentum": [True, False]}),
+                     ValueError, r"hyperparams\['momentum'\] holds booleans", id="hyperparam-bool"),
+        pytest.param(lambda: sweep(sextic, w0=STARTS, learning_rate=ONE, num_steps=3, optimizer=optax.sgd,
+                                   hyperparams={"momentum": [0.5, True]}),
+                     ValueError, r"hyperparams\['momentum'\] holds booleans", id="hyperparam-bool-among-floats"),
+        pytest.param(lambda: sweep(sextic, w0=STARTS, learning_rate=ONE, num_steps=3,
+                                   hyperparams={"nesterov": [True, False]}),
+                     ValueError, r"hyperparams\['nesterov'\].*a boolean flag is not a traced hyperparameter.*"
+                     r"functools\.partial\(optax\.sgd, nesterov=True\)", id="hyperparam-nesterov-flag"),
+        # out= and devices= are checked before compiling, by name
+        pytest.param(lambda: sweep_fn(run_ok, {"a": ONE}, out=12345), TypeError, "out must be a folder path",
+                     id="out-int"),
+        pytest.param(lambda: sweep_fn(run_ok, {"a": ONE}, devices=["cpu"]), TypeError,
+                     "devices must hold jax.Device objects", id="devices-names"),
+        pytest.param(lambda: sweep_fn(run_ok, {"a": ONE}, devices="cpu"), TypeError, "devices must be a list",
+                     id="devices-string"),
+        pytest.param(lambda: sweep_fn(run_ok, {"a": ONE}, devices=jax.devices()[0]), TypeError,
+                     "devices must be a list", id="devices-one-device"),
+        pytest.param(lambda: sweep(sextic, w0=STARTS, learning_rate=ONE, num_steps=3, out=3.5), TypeError,
+                     "out must be a folder path", id="sweep-out-float"),
+        pytest.param(lambda: sweep(sextic, w0=STARTS, learning_rate=ONE, num_steps=3, devices=["cpu"]), TypeError,
+                     "devices must hold jax.Device", id="sweep-devices-names"),
+        # the run count is refused before the seed coordinate (37 GiB here) is built
+        pytest.param(lambda: sweep_fn(run_ok, {"a": ONE}, seeds=10**10), ValueError,
+                     "axes x seeds has 20,000,000,000 runs, more than 2,147,483,647", id="seeds-beyond-max-runs"),
+        pytest.param(lambda: sweep_fn(run_ok, {"a": ONE}, chunk_size=2**31), ValueError, "chunk_size must be at most",
+                     id="chunk-size-beyond-int32"),
     ],
 )
 def test_bad_input_raises_before_compiling(call, error, match):
@@ -862,3 +908,70 @@ def test_bug_hyperparam_errors_name_hyperparams():
         with pytest.raises(ValueError) as info:
             sweep(sextic, w0=STARTS, learning_rate=ONE, num_steps=3, optimizer=optax.sgd, hyperparams=hyperparams)
         assert "hyperparams" in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("seeds", [pytest.param(10**10, id="1e10"), pytest.param(2**31, id="2**31")])
+def test_the_run_count_is_refused_before_any_per_run_array(seeds):
+    """The seed coordinate of 10^10 runs alone is 37 GiB (int32): refused before it is built."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="seeds has .* runs, more than 2,147,483,647"):
+            sweep_fn(run_ok, {"a": ONE[:1]}, seeds=seeds)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50e6, f"{peak:,} bytes allocated before refusing"
+
+
+def test_the_results_are_counted_twice_in_the_memory_estimate():
+    """The pieces and the joined result (or the device's result and its host copy) are held at once: a grid
+    whose results fit once in half the memory but not twice is refused, before the seed coordinate is built."""
+    per_run = 64  # 16 float32
+    half = jaxdescent._validate.memory_bytes() // 2
+    num_runs = min(int(0.75 * half / per_run), _engine.MAX_RUNS)
+    if 2 * num_runs * per_run <= half:
+        pytest.skip("this machine's memory is too large for the run-count limit to reach it")
+    with pytest.raises(ValueError, match=r"axes x seeds: .* runs' results \(64 bytes each, held 2 times"):
+        sweep_fn(lambda hp, key: jnp.zeros(16) + hp["a"], {"a": ONE[:1]}, seeds=num_runs)
+
+
+def _with_callback(body):
+    def run(hp, key):
+        y = jax.pure_callback(body, jax.ShapeDtypeStruct((), jnp.float32), hp["a"], vmap_method="sequential")
+        return {"y": y}
+    return run
+
+
+@pytest.mark.parametrize("make_run", [
+    pytest.param(lambda: _with_callback(lambda a: np.float32(a * 2)), id="pure-callback"),
+    pytest.param(lambda: (lambda hp, key: jax.lax.fori_loop(
+        0, 2, lambda i, w: w + jax.pure_callback(lambda a: np.float32(a), jax.ShapeDtypeStruct((), jnp.float32), w,
+                                                 vmap_method="sequential"), hp["a"])), id="pure-callback-in-a-loop"),
+    pytest.param(lambda: (lambda hp, key: jax.jit(lambda a: (jax.debug.callback(lambda x: None, a), a)[1])(hp["a"])),
+                 id="debug-callback-in-jit"),
+    pytest.param(lambda: (lambda hp, key: jax.experimental.io_callback(
+        lambda a: np.float32(a), jax.ShapeDtypeStruct((), jnp.float32), hp["a"])), id="io-callback"),
+])
+def test_out_refuses_a_run_with_a_host_callback(make_run, tmp_path):
+    """out= recognises a saved run by its jaxpr, which shows a callback but not its Python body: two runs that
+    differ only there would share one result (seen: the second loaded the first's)."""
+    import jax.experimental  # noqa: F401  (io_callback)
+
+    with count_compilations() as c, pytest.raises(ValueError, match=r"out= cannot save a run that calls back into "
+                                                                    r"Python \((debug|io|pure)_callback\)"):
+        sweep_fn(make_run(), {"a": ONE}, out=tmp_path / "r", progress=False)
+    assert c.count == 0
+    assert not (tmp_path / "r").exists()
+    # without out= such a run is fine, and the body counts
+    double = sweep_fn(_with_callback(lambda a: np.float32(a * 2)), {"a": ONE}, progress=False)
+    triple = sweep_fn(_with_callback(lambda a: np.float32(a * 3)), {"a": ONE}, progress=False)
+    np.testing.assert_allclose(double.metrics["y"], 2 * ONE)
+    np.testing.assert_allclose(triple.metrics["y"], 3 * ONE)
+
+
+def test_integer_axes_within_int32_run_with_their_values():
+    out = sweep_fn(lambda hp, key: hp["a"], {"a": np.array([2**31 - 1, -(2**31), 3])}, progress=False)
+    assert out.metrics.tolist() == [2**31 - 1, -(2**31), 3]
+    assert out.coords["a"].tolist() == [2**31 - 1, -(2**31), 3]

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdescent import grid_search, stationary_point
+from jaxdescent import count_compilations, grid_search, stationary_point
 from jaxdescent._compat import enable_x64
 from jaxdescent.losses import bowl, himmelblau, quadratic, sextic, sextic_grad
 from jaxdescent.search import Point, grid
@@ -115,8 +115,16 @@ def test_grid_search_rejects_non_scalar_loss():
         grid_search(lambda w: jnp.stack([w, w]), -1.0, 1.0, 0.5)
 
 
-def test_stationary_point_bad_input():
-    with pytest.raises(ValueError, match="w0"):
-        stationary_point(sextic, float("nan"))
-    with pytest.raises(ValueError, match="num_steps"):
-        stationary_point(sextic, 1.0, num_steps=-3)
+@pytest.mark.parametrize("args, kwargs, match", [
+    pytest.param((sextic, float("nan")), {}, "w0", id="w0-nan"),
+    pytest.param((sextic, 1.0), dict(num_steps=-3), "num_steps", id="num-steps-negative"),
+    pytest.param((sextic, 1.0), dict(num_steps=2**31), "num_steps must be at most", id="num-steps-beyond-int32"),
+    # Newton's dense Hessian of 10^6 parameters: 10^12 float32, 12 TB in three copies
+    pytest.param((bowl, np.ones(10**6, np.float32)), {},
+                 r"w0: Newton's method on 1,000,000 parameters builds a dense 1,000,000 x 1,000,000 Hessian: .* "
+                 r"need about 12\.0 TB", id="hessian-too-large"),
+])
+def test_stationary_point_bad_input(args, kwargs, match):
+    with count_compilations() as c, pytest.raises(ValueError, match=match):
+        stationary_point(*args, **kwargs)
+    assert c.count == 0

@@ -13,6 +13,7 @@ import optax
 import pytest
 
 from jaxdescent import SweepResult, count_compilations, gradient_descent, grid_pairs, sweep, sweep_pairs
+from jaxdescent._compat import enable_x64
 from jaxdescent.losses import bowl, sextic
 
 LEARNING_RATES = np.array([1e-3, 1e-2, 0.1, 0.3, 1.0, 2.0], np.float32)  # the last rows diverge
@@ -214,6 +215,22 @@ def test_four_devices_bit_identical_to_one(tmp_path):
         (dict(divergence_bound=0.0), ValueError, "divergence_bound"),
         (dict(grad_tol=-1.0), ValueError, "grad_tol"),
         (dict(loss_fn="sextic"), TypeError, "loss_fn must be callable"),
+        pytest.param(dict(learning_rate=np.array([0.1, 1e-39])), ValueError,
+                     r"learning_rate \[1e-39\] is subnormal in float32", id="learning-rate-subnormal"),
+        pytest.param(dict(learning_rate=np.array([0.1, 1e-6]), w0=STARTS.astype(np.float16), grad_tol=0.01),
+                     ValueError, r"learning_rate \[1e-06\] is subnormal in float16", id="learning-rate-subnormal-f16"),
+        pytest.param(dict(learning_rate=["0.1", "0.2"]), TypeError, "learning_rate must be a number, not a string",
+                     id="learning-rate-strings"),
+        pytest.param(dict(learning_rate=np.array(["0.1"])), TypeError, "learning_rate must be a number, not a string",
+                     id="learning-rate-string-array"),
+        pytest.param(dict(num_steps=2**31), ValueError, "num_steps must be at most 2,147,483,646",
+                     id="num-steps-beyond-int32"),
+        pytest.param(dict(num_steps=2**31 - 1), ValueError, "num_steps must be at most", id="num-steps-never"),
+        pytest.param(dict(record_every=2**40), ValueError, "record_every must be at most", id="record-every-huge"),
+        pytest.param(dict(w0=STARTS.astype(np.float16)), ValueError,
+                     r"grad_tol=0\.0001 squared underflows float16, w0's float", id="grad-tol-default-in-float16"),
+        pytest.param(dict(grad_tol=1e-20), ValueError, "grad_tol=1e-20 squared underflows float32",
+                     id="grad-tol-underflows-float32"),
     ],
 )
 def test_bad_input_raises_before_compiling(kwargs, error, match):
@@ -325,3 +342,32 @@ def test_stop_early_matches_the_full_run(optimizer):
 def test_stop_early_bad_input(kwargs, error):
     with pytest.raises(error, match="stop_early"):
         sweep(sextic, w0=STARTS, learning_rate=LEARNING_RATES, num_steps=10, **kwargs)
+
+
+def test_float16_start_points_converge_with_a_tolerance_float16_can_test():
+    """float16 runs test |grad|² < grad_tol² in float16: the default 1e-4 squared is 0 there (refused, see the
+    table); with grad_tol=0.01 a run that reaches the minimum converges, one that stalls (α·f' below half a
+    float16 step of w, near |f'| = 0.023 for α = 0.01) honestly does not."""
+    out = sweep(sextic, learning_rate=np.array([0.01, 0.1]), w0=np.array([1.9, 0.7], np.float16), num_steps=1000,
+                grad_tol=0.01, progress=False)
+    assert out.final_w.dtype == np.float16
+    w = np.asarray(out.final_w, np.float32)
+    f_prime = w**5 + w - 1  # in float32: what the float16 iterates' true gradient is
+    converged = np.asarray(out.converged_step) >= 0
+    np.testing.assert_array_equal(converged, [[False, False], [True, True]])
+    assert (np.abs(f_prime[1]) < 0.01).all() and (np.abs(f_prime[0]) > 0.01).all()
+
+
+def test_learning_rates_are_checked_in_w0s_float_with_x64():
+    """With x64 on, float32 start points still run in float32: 1e-300 would be 0 there (the run froze), 1e-50
+    too (reported as diverged at step 1)."""
+    with enable_x64(True):
+        for lr in (1e-300, 1e-50, 1e-39):
+            with pytest.raises(ValueError, match=r"learning_rate \[.*\] (cannot be represented|is subnormal) in "
+                                                 r"float32"):
+                sweep(sextic, learning_rate=np.array([0.1, lr]), w0=STARTS, num_steps=3, progress=False)
+            with pytest.raises(ValueError, match=r"learning_rate .* in float32"):
+                gradient_descent(sextic, np.float32(1.9), learning_rate=lr, num_steps=3)
+        # float64 start points run in float64, where 1e-50 moves w = 0 by 1e-50 a step (f'(0) = -1)
+        out = sweep(sextic, learning_rate=np.array([1e-50]), w0=np.array([0.0]), num_steps=3, progress=False)
+        np.testing.assert_allclose(np.asarray(out.final_w), [[3e-50]], rtol=1e-12)
