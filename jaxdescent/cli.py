@@ -25,7 +25,7 @@ from jaxdescent import results
 from jaxdescent._validate import InvalidArgument, check_memory, human_bytes
 
 OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
-MAX_STEPS = 2**31 - 1  # step counters are int32 on the device
+MAX_STEPS = 2**31 - 2  # step counters are int32 on the device, and 2**31 - 1 marks "never" (_sweep.NEVER)
 MAX_RUNS = 2**31 - 1  # so are run numbers
 MAX_POINTS = 10**8  # values in one grid: 800 MB as float64, before any run
 SEED_BITS = 32  # jax.random.key keeps the low 32 bits of a seed (without x64): larger seeds would collide

@@ -245,6 +245,8 @@ BAD_INPUTS = [
     ("sweep", {"--num-steps": "-3"}, "num-steps"),
     ("sweep", {"--num-steps": "10000000000000"}, "int32 step counters"),
     ("sweep", {"--num-steps": str(2**31)}, "int32 step counters"),
+    ("sweep", {"--num-steps": str(2**31 - 1)}, "from 0 to 2,147,483,646"),  # the engine's "never" marker
+    ("train", {"--num-steps": str(2**31 - 1)}, "from 0 to 2,147,483,646"),
     ("sweep", {"--num-steps": "1.5"}, "num-steps"),
     ("sweep", {"--num-steps": "abc"}, "num-steps"),
     # --hyperparam
@@ -521,3 +523,10 @@ def test_a_matplotlib_py_in_the_cwd_is_not_imported_by_plot(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path, env=ENV)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "o" / "phase_diagram.png").stat().st_size > 10_000
+
+
+def test_the_largest_num_steps_argparse_accepts_is_the_engines():
+    """--num-steps is checked in argparse against the bound the engine enforces later (after --out exists)."""
+    from jaxdescent import _sweep, cli
+
+    assert cli.MAX_STEPS == _sweep.NEVER - 1
