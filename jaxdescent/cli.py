@@ -7,6 +7,7 @@ status 130; anything else is a bug, shown as a traceback, exit status 1.
 """
 
 import argparse
+import difflib
 import importlib
 import json
 import math
@@ -437,7 +438,29 @@ def _run_arguments(p: argparse.ArgumentParser, *, plot: str) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr."""
+    """argparse, but a usage error is one line on stderr, flags are never abbreviated, and an unknown flag is named.
+
+    Without ``allow_abbrev=False`` argparse takes a prefix (``--learning-rat``) for
+    the flag it starts; every parser here, subcommands included, is built as a
+    ``_Parser``. argparse reports a missing required flag before an unknown one,
+    so a misspelt ``--learnig-rate`` would read as "required: --learning-rate":
+    an unknown flag is refused first, with the closest known one.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        for arg in sys.argv[1:] if args is None else args:
+            if arg == "--" or self._subparsers is not None and not arg.startswith("-"):
+                break  # the rest is a subcommand's, checked by its own parser
+            flag = arg.partition("=")[0]
+            if flag.startswith("--") and flag not in self._option_string_actions:
+                known = [s for s in self._option_string_actions if s.startswith("--")]
+                close = difflib.get_close_matches(flag, known, n=1)
+                self.error(f"unrecognized arguments: {flag}" + (f" (did you mean {close[0]}?)" if close else ""))
+        return super().parse_known_args(args, namespace)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

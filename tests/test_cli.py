@@ -1,5 +1,6 @@
 """The jaxdescent command as a user runs it: real subprocesses, exit codes, files on disk."""
 
+import argparse
 import os
 import signal
 import subprocess
@@ -262,9 +263,21 @@ BAD_INPUTS = [
     ("sweep", {"--piece-runs": "0"}, "must be >= 1"),
     ("sweep", {"--piece-runs": "-1"}, "must be >= 1"),
     ("sweep", {"--optimizer": "bogus"}, "invalid choice"),
-    ("sweep", {"--bogus": "1"}, "unrecognized arguments"),
+    ("sweep", {"--bogus": "1"}, "unrecognized arguments: --bogus"),
+    # a flag is never abbreviated, and a misspelt one is named before the required one it leaves missing
+    ("sweep", {"--learning-rate": None, "--learning-rat": "0.1"},
+     "unrecognized arguments: --learning-rat (did you mean --learning-rate?)"),
+    ("sweep", {"--learning-rate": None, "--learnig-rate": "0.1"},
+     "unrecognized arguments: --learnig-rate (did you mean --learning-rate?)"),
+    ("sweep", {"--learning-rate": None, "--learnig-rate=0.1": None}, "unrecognized arguments: --learnig-rate ("),
+    ("sweep", {"--num-steps": None, "--num-step": "3"}, "unrecognized arguments: --num-step (did you mean --num-steps?)"),
+    ("sweep", {"--pie": "3"}, "unrecognized arguments: --pie"),
+    ("train", {"--num-steps": None, "--num-step": "3"}, "unrecognized arguments: --num-step (did you mean --num-steps?)"),
+    ("train", {"--see": "3"}, "unrecognized arguments: --see"),
+    ("reproduce", {"--jso": None, "--js": "x"}, "unrecognized arguments: --js"),
     ("sweep", {"--loss": None}, "required: --loss"),
     ("bogus", {}, "invalid choice"),
+    ("--bogus", {}, "unrecognized arguments: --bogus"),
     # sizes
     ("sweep", {"--learning-rate": "linspace:0.001:0.1:50000", "--w0": "linspace:-2:2:50000"},
      "2,500,000,000 runs"),
@@ -321,12 +334,14 @@ def call(capsys, *argv):
 
 
 def command_line(command, overrides, out):
-    base = {"sweep": SWEEP, "train": TRAIN, "reproduce": {}, "bogus": {}}[command]
+    base = {"sweep": SWEEP, "train": TRAIN, "reproduce": {}, "bogus": {}, "--bogus": {}}[command]
     merged = {**base, "--out": str(out), **overrides}
     args = [command]
     for k, v in merged.items():
         if v is not None:
             args += [k, v]
+        elif k.startswith("--") and "=" in k:  # a flag with its value, as one word
+            args.append(k)
     return args + ["--quiet"]
 
 
@@ -530,3 +545,12 @@ def test_the_largest_num_steps_argparse_accepts_is_the_engines():
     from jaxdescent import _sweep, cli
 
     assert cli.MAX_STEPS == _sweep.NEVER - 1
+
+
+def test_no_parser_takes_a_prefix_of_a_flag():
+    from jaxdescent.cli import parser
+
+    top = parser()
+    subs = [a for a in top._actions if isinstance(a, argparse._SubParsersAction)][0].choices
+    assert not top.allow_abbrev and subs.keys() == {"reproduce", "sweep", "train"}
+    assert not any(p.allow_abbrev for p in subs.values())
