@@ -38,6 +38,9 @@ SEED_BITS = 32  # jax.random.key keeps the low 32 bits of a seed (without x64): 
 def parse_grid(text: str, name: str) -> np.ndarray:
     """``linspace:START:STOP:NUM``, ``logspace:START:STOP:NUM`` (exponents, as NumPy) or ``a,b,c``.
 
+    ``logspace:-4:0:20`` is 20 values from 1e-4 to 1; a bound between 0 and 1, which
+    reads as a value rather than an exponent (``logspace:1e-4:1:20``), is refused.
+
     For 2-D start points: points separated by ``;`` (``-8,7;1,2``) or the product
     of two grids joined by `` x `` (``linspace:-2:2:5 x linspace:-2:2:5``).
     """
@@ -60,7 +63,10 @@ def parse_grid(text: str, name: str) -> np.ndarray:
                 if num < 1:
                     raise ValueError
                 _check_points(name, num, text)
-                grid = getattr(np, kind)(float(start), float(stop), num)
+                start, stop = float(start), float(stop)
+                if kind == "logspace":
+                    _check_exponents(name, text, start, stop, num)
+                grid = getattr(np, kind)(start, stop, num)
             else:
                 grid = np.asarray([float(v) for v in text.split(",")], dtype=np.float64)
     except InvalidArgument:
@@ -74,6 +80,20 @@ def parse_grid(text: str, name: str) -> np.ndarray:
     if not np.all(np.isfinite(grid)):
         raise InvalidArgument(f"{name}: every value must be finite, got {text!r}")
     return grid
+
+
+def _check_exponents(name: str, text: str, start: float, stop: float, num: int) -> None:
+    """Refuses ``logspace:`` bounds that read as values (``logspace:1e-4:1:20``), not exponents.
+
+    A bound strictly between 0 and 1 is a fractional power of ten near 1 (10**1e-4 is
+    1.0002): almost surely the value itself was meant, and the grid would run from 1
+    to 10 instead.
+    """
+    if any(0 < b < 1 for b in (start, stop)):
+        hint = f"logspace:{math.log10(start):g}:{math.log10(stop):g}:{num}" if start > 0 and stop > 0 else None
+        raise InvalidArgument(
+            f"{name}: logspace:START:STOP:N takes exponents: logspace:-4:0:20 for 1e-4..1; {text!r} would give "
+            f"{np.power(10.0, start):g}..{np.power(10.0, stop):g}" + (f" (for {start:g}..{stop:g} write {hint})" if hint else ""))
 
 
 def _check_points(name: str, num: int, text: str) -> None:
@@ -430,7 +450,9 @@ def _sweep(args) -> None:
 
 def _run_arguments(p: argparse.ArgumentParser, *, plot: str) -> None:
     """The arguments ``sweep`` and ``train`` share."""
-    p.add_argument("--learning-rate", required=True, metavar="GRID", help="linspace:A:B:N, logspace:A:B:N or a,b,c")
+    p.add_argument("--learning-rate", required=True, metavar="GRID",
+                   help="linspace:A:B:N, logspace:A:B:N (exponents: 10**A to 10**B, logspace:-4:0:20 is 1e-4..1) "
+                        "or a,b,c")
     p.add_argument("--num-steps", required=True, type=num_steps, metavar="N")
     p.add_argument("--out", required=True, metavar="DIR", help="the results folder (a rerun resumes there)")
     p.add_argument("--plot", action="store_true", help=f"write {plot}")

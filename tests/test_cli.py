@@ -233,6 +233,16 @@ BAD_INPUTS = [
     ("sweep", {"--learning-rate": "linspace:0.1:1:1e3"}, "cannot read grid"),
     ("sweep", {"--learning-rate": "linspace:0.1:1:10000000000000"}, "more than 100,000,000"),
     ("sweep", {"--learning-rate": "logspace:0:400:3"}, "finite"),
+    # logspace takes exponents, as NumPy: bounds given as values would run learning rates 1 to 10
+    ("sweep", {"--learning-rate": "logspace:1e-4:1:20"},
+     "logspace:START:STOP:N takes exponents: logspace:-4:0:20 for 1e-4..1; 'logspace:1e-4:1:20' would give "
+     "1.00023..10 (for 0.0001..1 write logspace:-4:0:20)"),
+    ("sweep", {"--learning-rate": "logspace:-4:0.5:20"}, "takes exponents"),
+    ("sweep", {"--learning-rate": "logspace:0.001:400:20"}, "would give 1.00231..inf"),
+    ("sweep", {"--w0": "logspace:0.1:0.5:3"}, "--w0: logspace:START:STOP:N takes exponents"),
+    ("sweep", {"--hyperparam": "momentum=logspace:0.5:0.9:3", "--optimizer": "sgd"},
+     "--hyperparam momentum: logspace:START:STOP:N takes exponents"),
+    ("train", {"--learning-rate": "logspace:0.001:0.1:5"}, "(for 0.001..0.1 write logspace:-3:-1:5)"),
     ("sweep", {"--learning-rate": "0.1,0.2;0.3,0.4"}, "learning rate"),
     ("sweep", {"--learning-rate": "linspace:-1e308:1e308:3"}, "finite"),
     # --w0
