@@ -14,6 +14,7 @@ place, so a reader never sees half a file. Nothing is ever unpickled.
 import contextlib
 import contextvars
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -22,6 +23,7 @@ import shutil
 import stat
 import struct
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
@@ -39,13 +41,43 @@ class Results(NamedTuple):
     meta: dict
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (/proc), else once (see _umask_once)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return _umask_once()
+
+
+@functools.lru_cache(maxsize=None)
+def _umask_once() -> int:
+    """Reading the umask means setting it: done once, under a lock (a file created meanwhile is at worst private)."""
+    with _umask_lock:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+_umask_lock = threading.Lock()
+
+
 def _atomic_write(path: Path, write: Callable) -> None:
-    """Writes through a fresh temporary file in the same folder (created exclusively, never a link), then renames."""
+    """Writes through a fresh temporary file in the same folder (created exclusively, never a link), then renames.
+
+    The temporary file is created 0600; before the rename it gets the mode any
+    new file would (0o666 less the umask), so others read the results as they
+    read the user's other files.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:

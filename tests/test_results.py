@@ -300,3 +300,44 @@ def test_a_truncated_or_bit_flipped_npz_is_damaged_or_still_the_same_arrays(tmp_
         for k, v in arrays.items():
             assert back[k].dtype == v.dtype and back[k].shape == v.shape and np.array_equal(back[k], v)
     assert damaged > 1.5 * len(whole)
+
+
+# ---------------------------------------------------------------- what a run leaves in its folder, and how
+
+
+def _piece(start, stop):
+    return {"x": np.arange(start, stop, dtype=np.float64)[:, None] * np.ones(3)}
+
+
+def _interrupted_at_4(start, stop):
+    if start == 4:
+        raise KeyboardInterrupt  # killed while computing the third piece
+    return _piece(start, stop)
+
+
+@pytest.fixture
+def umask():
+    """Sets the process's umask for the test, and restores it."""
+    previous = os.umask(0o022)
+    yield os.umask
+    os.umask(previous)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077, 0o002], ids=lambda m: f"umask-{m:03o}")
+def test_files_are_written_with_the_mode_the_umask_gives_new_files(tmp_path, umask, mask):
+    """mkstemp creates 0600 whatever the umask: every output was private to its owner."""
+    import stat
+
+    umask(mask)
+    out = tmp_path / "o"
+    with pytest.raises(KeyboardInterrupt):
+        results.run_pieces(out, {"grid": 1}, 8, 2, FIELDS, _interrupted_at_4)
+    written = [out / "config.json", out / "pieces" / "piece_00000.npz"]
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in written}
+    results.run_pieces(out, {"grid": 1}, 8, 2, FIELDS, _piece)
+    results.save_json(out / "meta.json", {})
+    results.save_text(out / "t.txt", "x")
+    results.write_csv(out / "r.csv", lambda rows: {"a": np.arange(rows.start, rows.stop)}, 3)
+    modes.update({p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir() if p.is_file()})
+    assert modes.keys() == {"config.json", "piece_00000.npz", "results.npz", "meta.json", "t.txt", "r.csv"}
+    assert modes == dict.fromkeys(modes, 0o666 & ~mask), {k: oct(v) for k, v in modes.items()}
