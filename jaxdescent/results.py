@@ -250,7 +250,9 @@ def lock(out_dir):
     """Owns ``out_dir`` for the duration: a second run into the same folder is refused while this one lives.
 
     The lock is a file created exclusively; one left by a process that no longer
-    exists (or empty: its owner died creating it) is taken over; a ``.lock``
+    exists (or empty: its owner died creating it) is taken over, and put back
+    as it was found if the block refuses the folder (raises InvalidArgument:
+    it holds another run or other files, so the lock was not ours); a ``.lock``
     that is not a process number is not ours and is left alone (refused).
     Inside the block, :func:`run_pieces` into the same folder uses this lock
     instead of taking its own, so a caller can own the folder for longer than
@@ -258,31 +260,58 @@ def lock(out_dir):
     CSV and the figures).
     """
     path = Path(out_dir) / LOCK
+    stale = None
     for _ in range(2):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             break
         except FileExistsError:
             try:
-                text = path.read_text().strip()
+                raw = path.read_bytes()
+                info = path.lstat()
             except OSError:
-                text = ""
+                raw, info = b"", None
+            text = raw.decode("utf-8", "replace").strip()
             if text and not text.isdigit():
                 raise InvalidArgument(f"{path} is not a jaxdescent lock; choose another folder") from None
             pid = int(text or 0)
             if pid and _alive(pid):
                 raise InvalidArgument(f"{out_dir} is in use by process {pid}; wait for it or choose another folder") \
                     from None
+            if info is not None:
+                stale = raw, stat.S_IMODE(info.st_mode), (info.st_atime_ns, info.st_mtime_ns)
             path.unlink(missing_ok=True)  # stale: its owner is gone
     else:
         raise InvalidArgument(f"cannot lock {out_dir}")
     with os.fdopen(fd, "w") as f:
         f.write(str(os.getpid()))
     token = _held.set(_held.get() | {path.resolve()})
+    refused = False
     try:
         yield Path(out_dir)
+    except InvalidArgument:
+        refused = True
+        raise
     finally:
         _held.reset(token)
+        if refused and stale is not None:
+            _put_back(path, *stale)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _put_back(path: Path, data: bytes, mode: int, times: tuple) -> None:
+    """Leaves a stale lock that was taken over as it was found (bytes, mode, times): the folder was refused.
+
+    A dead process's ``.lock`` in a folder that turns out to hold something else
+    (another run, the user's files) was not this run's to remove.
+    """
+    try:
+        with open(path, "wb") as f:  # rewritten in place: the folder is never without a lock meanwhile
+            f.write(data)
+        os.chmod(path, mode)
+        os.utime(path, ns=times)
+    except OSError:
         path.unlink(missing_ok=True)
 
 

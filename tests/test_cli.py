@@ -390,6 +390,16 @@ def _a_file(out):
     out.write_text("a file, not a folder")
 
 
+def _dead_lock(setup):
+    """``setup``, then a ``.lock`` of a process that has exited: refusing the folder must not remove it."""
+    def plant(out):
+        setup(out)
+        proc = subprocess.Popen(["true"])
+        proc.wait()
+        (out / ".lock").write_text(str(proc.pid))
+    return plant
+
+
 FOLDER_CASES = [
     ("meta.json", _plant("meta.json"), "holds other files"),
     ("results.csv", _plant("results.csv"), "holds other files"),
@@ -398,6 +408,8 @@ FOLDER_CASES = [
     ("a foreign .lock", _plant(".lock"), "not a jaxdescent lock"),
     ("another run", _other_run, "holds another run (different"),
     ("in use", _in_use, "in use by process"),
+    ("notes and a dead process's .lock", _dead_lock(_plant("notes.txt")), "holds other files"),
+    ("another run and a dead process's .lock", _dead_lock(_other_run), "holds another run (different"),
     ("a file", _a_file, "cannot create output folder"),
 ]
 

@@ -305,6 +305,15 @@ def test_a_truncated_or_bit_flipped_npz_is_damaged_or_still_the_same_arrays(tmp_
 # ---------------------------------------------------------------- what a run leaves in its folder, and how
 
 
+def _dead_pid() -> int:
+    """The process number of a process that has exited (and been reaped)."""
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
 def _piece(start, stop):
     return {"x": np.arange(start, stop, dtype=np.float64)[:, None] * np.ones(3)}
 
@@ -313,6 +322,32 @@ def _interrupted_at_4(start, stop):
     if start == 4:
         raise KeyboardInterrupt  # killed while computing the third piece
     return _piece(start, stop)
+
+
+@pytest.mark.parametrize("refusal", ["another run", "other files"])
+def test_a_dead_processs_lock_in_a_refused_folder_is_left_as_found(tmp_path, refusal):
+    out = tmp_path / "o"
+    out.mkdir()
+    if refusal == "another run":
+        results.prepare(out, {"grid": "other"})
+    else:
+        (out / "notes.txt").write_text("mine")
+    lock = out / ".lock"
+    lock.write_text(str(_dead_pid()))
+    os.chmod(lock, 0o600)
+    os.utime(lock, ns=(10**18, 10**18))
+    before = {p.name: (p.read_bytes(), p.stat().st_mode, p.stat().st_mtime_ns) for p in out.iterdir()}
+    with pytest.raises(ValueError, match="holds other files" if refusal == "other files" else "holds another run"):
+        results.run_pieces(out, {"grid": 1}, 4, 2, FIELDS, _piece)
+    assert {p.name: (p.read_bytes(), p.stat().st_mode, p.stat().st_mtime_ns) for p in out.iterdir()} == before
+
+
+def test_a_dead_processs_lock_in_its_own_folder_is_taken_over_and_released(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / ".lock").write_text(str(_dead_pid()))  # a killed run's
+    results.run_pieces(out, {"grid": 1}, 4, 2, FIELDS, _piece)
+    assert not (out / ".lock").exists()
 
 
 @pytest.fixture
