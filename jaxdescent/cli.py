@@ -359,8 +359,11 @@ def _reproduce(args) -> None:
 
             results.save_text(out / "lecture.txt", table + "\n")
             results.save_text(out / "lecture.json", as_json + "\n")
-            for name, fig in lecture_figures().items():
+            figures = lecture_figures()
+            for name, fig in figures.items():
                 results.save_figure(out / f"{name}.png", fig, dpi=110)
+            results.remove_temporaries(out, ["config.json", "lecture.txt", "lecture.json",
+                                             *(f"{name}.png" for name in figures)])  # left by a killed run
     if out is not None and not args.quiet:
         print(f"\ntable and figures written to {out}/", file=sys.stderr)
 
@@ -441,6 +444,8 @@ def _sweep(args) -> None:
 
             fig = plot.sweep_figure(r, title=f"{args.loss}, {args.num_steps} steps, {args.optimizer}")
             results.save_figure(out / ("phase_diagram.png" if w0.ndim == 1 else "final_state.png"), fig, dpi=110)
+        # what a killed run's writes left (run_pieces removes its own)
+        results.remove_temporaries(out, ["meta.json", "results.csv", "phase_diagram.png", "final_state.png"])
     diverged = np.asarray(r.diverged)
     converged = np.asarray(r.converged_step) >= 0
     print(f"{num_runs} runs of {args.num_steps} steps: {int(converged.sum())} converged, "
@@ -575,6 +580,7 @@ def _train(args) -> None:
             fig = plot.training_curves(flat(m["loss"]), flat(m["accuracy"]), names,
                                        title=f"{args.dataset}, {args.hidden} hidden, {args.optimizer}, ste={args.ste}")
             results.save_figure(out / "training_curves.png", fig, dpi=110)
+        results.remove_temporaries(out, ["meta.json", "training_curves.png"])  # left by a killed run
     table = r.to_pandas().drop(columns="seed").groupby(list(axes), sort=False).mean()
     lines = [f"{args.seeds} seeds × {len(table)} settings ({' × '.join(f'{len(v)} {k}' for k, v in axes.items())}), "
              f"{args.num_steps} steps, {time.time() - started:.1f} s"]

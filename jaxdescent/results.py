@@ -15,11 +15,12 @@ import contextlib
 import contextvars
 import csv
 import functools
+import glob
 import hashlib
 import io
 import json
 import os
-import shutil
+import re
 import stat
 import struct
 import tempfile
@@ -72,7 +73,7 @@ def _atomic_write(path: Path, write: Callable) -> None:
     new file would (0o666 less the umask), so others read the results as they
     read the user's other files.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX.format(path.name), suffix=_TMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -82,6 +83,25 @@ def _atomic_write(path: Path, write: Callable) -> None:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+_TMP_PREFIX, _TMP_SUFFIX = ".{}.", ".tmp"  # .results.npz.XXXXXXXX.tmp: mkstemp puts 8 characters between
+_TMP_MIDDLE = re.compile(r"[a-z0-9_]{8}")  # tempfile's own alphabet
+
+
+def remove_temporaries(out_dir, names) -> None:
+    """Removes what a killed :func:`_atomic_write` of one of ``names`` left in ``out_dir`` (``.NAME.XXXXXXXX.tmp``).
+
+    Only files of the writer's own pattern, for the names given, are removed; call
+    it while holding :func:`lock`, so that no write in progress is removed.
+    """
+    out = Path(out_dir)
+    for name in names:
+        prefix = _TMP_PREFIX.format(name)
+        for path in out.glob(glob.escape(prefix) + "*" + _TMP_SUFFIX):
+            middle = path.name[len(prefix):-len(_TMP_SUFFIX)]
+            if _TMP_MIDDLE.fullmatch(middle) and not path.is_symlink() and path.is_file():
+                path.unlink(missing_ok=True)
 
 
 def save_arrays(path, arrays: dict) -> None:
@@ -366,8 +386,9 @@ def run_pieces(
     range, field names, shapes and dtypes all match, otherwise (foreign,
     truncated, from another piece size) it is recomputed. When every piece is
     there they are joined into ``DIR/results.npz`` (with ``extra`` arrays, e.g.
-    the coordinates) and the pieces are removed. A call that finds a valid
-    ``results.npz`` returns it without computing anything.
+    the coordinates) and the pieces are removed (only the pieces, and what a
+    killed write of this run left; ``pieces/`` itself only if then empty). A call
+    that finds a valid ``results.npz`` returns it without computing anything.
 
     Args:
       out_dir: the folder; it is locked for the duration (see :func:`lock`).
@@ -395,10 +416,11 @@ def run_pieces(
         pieces_dir = out / "pieces"
         pieces_dir.mkdir(exist_ok=True)
         num_pieces = -(-num_runs // piece_runs)
+        names = [f"piece_{i:05d}.npz" for i in range(num_pieces)]
         parts = []
-        for i in range(num_pieces):
+        for i, name in enumerate(names):
             start, stop = i * piece_runs, min((i + 1) * piece_runs, num_runs)
-            path = pieces_dir / f"piece_{i:05d}.npz"
+            path = pieces_dir / name
             arrays = _valid_piece(path, identity, start, stop, fields) if path.exists() else None
             if arrays is None:
                 arrays = {k: np.asarray(v) for k, v in compute_piece(start, stop).items()}
@@ -409,7 +431,13 @@ def run_pieces(
         arrays = {k: np.concatenate([p[k] for p in parts]).reshape(lead + tuple(fields[k][0])) for k in fields}
         save_arrays(out / "results.npz", {**arrays, **(extra or {}), "__identity__": identity, "__start__": 0,
                                           "__stop__": num_runs})
-        shutil.rmtree(pieces_dir, ignore_errors=True)
+        # Only what this run wrote or proved its own goes: a file of the user's in pieces/ stays, and so does pieces/.
+        remove_temporaries(out, ["results.npz", "config.json"])
+        remove_temporaries(pieces_dir, names)
+        for name in names:
+            (pieces_dir / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty: it holds something that is not ours
+            pieces_dir.rmdir()
     return arrays
 
 

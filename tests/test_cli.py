@@ -576,3 +576,24 @@ def test_no_parser_takes_a_prefix_of_a_flag():
     subs = [a for a in top._actions if isinstance(a, argparse._SubParsersAction)][0].choices
     assert not top.allow_abbrev and subs.keys() == {"reproduce", "sweep", "train"}
     assert not any(p.allow_abbrev for p in subs.values())
+
+
+def test_a_rerun_removes_what_a_killed_write_left_and_writes_readable_files(adversarial_cwd, capsys):
+    """A kill during the final writes left .results.npz.XXXXXXXX.tmp (5.9 MB) behind a successful resume."""
+    import stat
+
+    out = adversarial_cwd / "out"
+    args = command_line("sweep", {"--learning-rate": "0.1,0.2"}, out) + ["--csv"]
+    assert call(capsys, *args)[0] == 0
+    (out / "results.npz").unlink()  # killed while writing it: its pieces were all there (here recomputed)
+    left = [out / f".{name}.abcd_123.tmp" for name in ("results.npz", "meta.json", "results.csv", "config.json")]
+    for path in left:
+        path.write_bytes(b"half a file")
+    (out / "pieces").mkdir()
+    (out / "pieces" / "mine.txt").write_text("the user's")
+    status, _, err = call(capsys, *args)
+    assert status == 0, err
+    assert not [p for p in left if p.exists()] and (out / "pieces" / "mine.txt").read_text() == "the user's"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir() if p.is_file()} == {0o666 & ~mask}

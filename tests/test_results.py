@@ -324,6 +324,18 @@ def _interrupted_at_4(start, stop):
     return _piece(start, stop)
 
 
+def test_only_the_runs_own_pieces_are_removed_never_the_users_files(tmp_path):
+    out = tmp_path / "o"
+    with pytest.raises(KeyboardInterrupt):
+        results.run_pieces(out, {"grid": 1}, 8, 2, FIELDS, _interrupted_at_4)
+    (out / "pieces" / "notes.txt").write_text("mine")
+    (out / "pieces" / "piece_00099.npz").write_bytes(b"not a piece of this run")
+    got = results.run_pieces(out, {"grid": 1}, 8, 2, FIELDS, _piece)
+    np.testing.assert_array_equal(got["x"], np.arange(8.0)[:, None] * np.ones(3))
+    assert sorted(p.name for p in (out / "pieces").iterdir()) == ["notes.txt", "piece_00099.npz"]
+    assert (out / "pieces" / "notes.txt").read_text() == "mine"
+
+
 @pytest.mark.parametrize("refusal", ["another run", "other files"])
 def test_a_dead_processs_lock_in_a_refused_folder_is_left_as_found(tmp_path, refusal):
     out = tmp_path / "o"
@@ -348,6 +360,21 @@ def test_a_dead_processs_lock_in_its_own_folder_is_taken_over_and_released(tmp_p
     (out / ".lock").write_text(str(_dead_pid()))  # a killed run's
     results.run_pieces(out, {"grid": 1}, 4, 2, FIELDS, _piece)
     assert not (out / ".lock").exists()
+
+
+def test_a_killed_writes_temporaries_are_removed_by_the_run_that_finishes(tmp_path):
+    out = tmp_path / "o"
+    with pytest.raises(KeyboardInterrupt):
+        results.run_pieces(out, {"grid": 1}, 8, 2, FIELDS, _interrupted_at_4)
+    left = [out / ".results.npz.k1ll_ed9.tmp", out / ".config.json.abcdefgh.tmp",
+            out / "pieces" / ".piece_00002.npz.x_y_z_12.tmp"]
+    kept = [out / ".results.npz.mine.tmp", out / ".notes.txt.abcdefgh.tmp", out / ".results.npz.ABCDEFGH.tmp",
+            out / "pieces" / ".piece_00099.npz.abcdefgh.tmp"]  # not the writer's pattern, or not a file of this run
+    for path in left + kept:
+        path.write_bytes(b"x" * 1000)
+    results.run_pieces(out, {"grid": 1}, 8, 2, FIELDS, _piece)
+    assert not [p for p in left if p.exists()]
+    assert all(p.read_bytes() == b"x" * 1000 for p in kept)
 
 
 @pytest.fixture
