@@ -388,7 +388,8 @@ def run_pieces(
     there they are joined into ``DIR/results.npz`` (with ``extra`` arrays, e.g.
     the coordinates) and the pieces are removed (only the pieces, and what a
     killed write of this run left; ``pieces/`` itself only if then empty). A call
-    that finds a valid ``results.npz`` returns it without computing anything.
+    that finds a valid ``results.npz`` of the same config returns it without
+    computing or writing anything (the folder may be read-only).
 
     Args:
       out_dir: the folder; it is locked for the duration (see :func:`lock`).
@@ -406,11 +407,15 @@ def run_pieces(
     """
     lead = tuple(grid_shape or (num_runs,))
     identity = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    finished = lambda d: _valid_piece(d / "results.npz", identity, 0, num_runs, fields, extra or (), lead) \
+        if (d / "results.npz").exists() else None
+    done = _finished(out_dir, config, finished)
+    if done is not None:  # read, nothing written: a finished folder may be on read-only media
+        return {k: done[k] for k in fields}
     out = folder(out_dir)
     with contextlib.nullcontext() if _holding(out) else lock(out):  # owned before config.json is read or written
         prepare(out, config)
-        done = _valid_piece(out / "results.npz", identity, 0, num_runs, fields, extra or (), lead) \
-            if (out / "results.npz").exists() else None
+        done = finished(out)
         if done is not None:
             return {k: done[k] for k in fields}
         pieces_dir = out / "pieces"
@@ -439,6 +444,25 @@ def run_pieces(
         with contextlib.suppress(OSError):  # not empty: it holds something that is not ours
             pieces_dir.rmdir()
     return arrays
+
+
+def _finished(out_dir, config: dict, finished: Callable[[Path], Optional[dict]]) -> Optional[dict]:
+    """The arrays of ``out_dir``'s finished run of ``config``, read without writing anything (nor locking); else None.
+
+    Files are replaced only by renames, so a reader sees either the old file or the
+    new one whole; whatever is not proven here is decided again under the lock.
+    """
+    if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir).strip():
+        return None
+    out = Path(out_dir)
+    try:
+        if not (out / "config.json").is_file() or not (out / "results.npz").is_file():
+            return None
+        if json.loads((out / "config.json").read_text()) != json.loads(json.dumps(config)):
+            return None
+    except (OSError, ValueError):
+        return None
+    return finished(out)
 
 
 def save_text(path, text: str) -> None:

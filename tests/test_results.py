@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -403,3 +404,68 @@ def test_files_are_written_with_the_mode_the_umask_gives_new_files(tmp_path, uma
     modes.update({p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir() if p.is_file()})
     assert modes.keys() == {"config.json", "piece_00000.npz", "results.npz", "meta.json", "t.txt", "r.csv"}
     assert modes == dict.fromkeys(modes, 0o666 & ~mask), {k: oct(v) for k, v in modes.items()}
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """Makes a folder read-only: chmod -w, or as root (whom modes do not stop) every write into it fails with EROFS."""
+    import errno
+    import stat
+
+    made = []
+
+    def make(folder):
+        folder = Path(folder).resolve()
+        if os.geteuid() != 0:
+            for p in [folder, *folder.rglob("*")]:
+                made.append((p, p.stat().st_mode))
+                p.chmod(stat.S_IMODE(p.stat().st_mode) & ~0o222)
+            return
+        inside = lambda path: Path(os.path.abspath(os.fspath(path))).is_relative_to(folder)
+        refuse = lambda path: OSError(errno.EROFS, os.strerror(errno.EROFS), os.fspath(path))
+        real_open, real_access = os.open, os.access
+        writes = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+        def guarded_open(path, flags, *args, **kwargs):
+            if flags & writes and inside(path):
+                raise refuse(path)
+            return real_open(path, flags, *args, **kwargs)
+
+        def guarded(real):
+            def call(path, *args, **kwargs):
+                if inside(path):
+                    raise refuse(path)
+                return real(path, *args, **kwargs)
+            return call
+
+        monkeypatch.setattr(os, "open", guarded_open)
+        monkeypatch.setattr(os, "access", lambda path, mode, *a, **k: False if mode & os.W_OK and inside(path)
+                            else real_access(path, mode, *a, **k))
+        for name in ("unlink", "remove", "rmdir", "mkdir", "replace", "rename", "chmod", "utime"):
+            monkeypatch.setattr(os, name, guarded(getattr(os, name)))
+        import builtins
+        real_builtin_open = builtins.open
+        monkeypatch.setattr(builtins, "open", lambda path, mode="r", *a, **k: (_ for _ in ()).throw(refuse(path))
+                            if any(c in mode for c in "wax+") and isinstance(path, (str, os.PathLike)) and inside(path)
+                            else real_builtin_open(path, mode, *a, **k))
+
+    yield make
+    for p, mode in reversed(made):
+        p.chmod(mode)
+
+
+def test_a_finished_folder_on_read_only_media_is_loaded_not_refused(tmp_path, read_only):
+    out = tmp_path / "o"
+    first = results.run_pieces(out, {"grid": 1}, 8, 2, FIELDS, _piece, extra={"lr": np.arange(8.0)})
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    read_only(out)
+    with pytest.raises(OSError):  # the fixture works: a write is refused
+        results.save_text(out / "probe.txt", "x")
+    computed = []
+    again = results.run_pieces(out, {"grid": 1}, 8, 2, FIELDS, lambda a, b: computed.append(a) or _piece(a, b),
+                               extra={"lr": np.arange(8.0)})
+    np.testing.assert_array_equal(again["x"], first["x"])
+    assert computed == [] and {p.name: p.read_bytes() for p in out.iterdir()} == before
+    with pytest.raises(OSError, match="not writable"):  # another run is still refused, not loaded
+        results.run_pieces(out, {"grid": 2}, 8, 2, FIELDS, _piece)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
