@@ -7,6 +7,7 @@ status 130; anything else is a bug, shown as a traceback, exit status 1.
 """
 
 import argparse
+import difflib
 import importlib
 import json
 import math
@@ -25,7 +26,7 @@ from jaxdescent import results
 from jaxdescent._validate import InvalidArgument, check_memory, human_bytes
 
 OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
-MAX_STEPS = 2**31 - 1  # step counters are int32 on the device
+MAX_STEPS = 2**31 - 2  # step counters are int32 on the device, and 2**31 - 1 marks "never" (_sweep.NEVER)
 MAX_RUNS = 2**31 - 1  # so are run numbers
 MAX_POINTS = 10**8  # values in one grid: 800 MB as float64, before any run
 SEED_BITS = 32  # jax.random.key keeps the low 32 bits of a seed (without x64): larger seeds would collide
@@ -36,6 +37,9 @@ SEED_BITS = 32  # jax.random.key keeps the low 32 bits of a seed (without x64): 
 
 def parse_grid(text: str, name: str) -> np.ndarray:
     """``linspace:START:STOP:NUM``, ``logspace:START:STOP:NUM`` (exponents, as NumPy) or ``a,b,c``.
+
+    ``logspace:-4:0:20`` is 20 values from 1e-4 to 1; a bound between 0 and 1, which
+    reads as a value rather than an exponent (``logspace:1e-4:1:20``), is refused.
 
     For 2-D start points: points separated by ``;`` (``-8,7;1,2``) or the product
     of two grids joined by `` x `` (``linspace:-2:2:5 x linspace:-2:2:5``).
@@ -59,7 +63,10 @@ def parse_grid(text: str, name: str) -> np.ndarray:
                 if num < 1:
                     raise ValueError
                 _check_points(name, num, text)
-                grid = getattr(np, kind)(float(start), float(stop), num)
+                start, stop = float(start), float(stop)
+                if kind == "logspace":
+                    _check_exponents(name, text, start, stop, num)
+                grid = getattr(np, kind)(start, stop, num)
             else:
                 grid = np.asarray([float(v) for v in text.split(",")], dtype=np.float64)
     except InvalidArgument:
@@ -73,6 +80,20 @@ def parse_grid(text: str, name: str) -> np.ndarray:
     if not np.all(np.isfinite(grid)):
         raise InvalidArgument(f"{name}: every value must be finite, got {text!r}")
     return grid
+
+
+def _check_exponents(name: str, text: str, start: float, stop: float, num: int) -> None:
+    """Refuses ``logspace:`` bounds that read as values (``logspace:1e-4:1:20``), not exponents.
+
+    A bound strictly between 0 and 1 is a fractional power of ten near 1 (10**1e-4 is
+    1.0002): almost surely the value itself was meant, and the grid would run from 1
+    to 10 instead.
+    """
+    if any(0 < b < 1 for b in (start, stop)):
+        hint = f"logspace:{math.log10(start):g}:{math.log10(stop):g}:{num}" if start > 0 and stop > 0 else None
+        raise InvalidArgument(
+            f"{name}: logspace:START:STOP:N takes exponents: logspace:-4:0:20 for 1e-4..1; {text!r} would give "
+            f"{np.power(10.0, start):g}..{np.power(10.0, stop):g}" + (f" (for {start:g}..{stop:g} write {hint})" if hint else ""))
 
 
 def _check_points(name: str, num: int, text: str) -> None:
@@ -338,8 +359,11 @@ def _reproduce(args) -> None:
 
             results.save_text(out / "lecture.txt", table + "\n")
             results.save_text(out / "lecture.json", as_json + "\n")
-            for name, fig in lecture_figures().items():
+            figures = lecture_figures()
+            for name, fig in figures.items():
                 results.save_figure(out / f"{name}.png", fig, dpi=110)
+            results.remove_temporaries(out, ["config.json", "lecture.txt", "lecture.json",
+                                             *(f"{name}.png" for name in figures)])  # left by a killed run
     if out is not None and not args.quiet:
         print(f"\ntable and figures written to {out}/", file=sys.stderr)
 
@@ -420,6 +444,8 @@ def _sweep(args) -> None:
 
             fig = plot.sweep_figure(r, title=f"{args.loss}, {args.num_steps} steps, {args.optimizer}")
             results.save_figure(out / ("phase_diagram.png" if w0.ndim == 1 else "final_state.png"), fig, dpi=110)
+        # what a killed run's writes left (run_pieces removes its own)
+        results.remove_temporaries(out, ["meta.json", "results.csv", "phase_diagram.png", "final_state.png"])
     diverged = np.asarray(r.diverged)
     converged = np.asarray(r.converged_step) >= 0
     print(f"{num_runs} runs of {args.num_steps} steps: {int(converged.sum())} converged, "
@@ -429,7 +455,9 @@ def _sweep(args) -> None:
 
 def _run_arguments(p: argparse.ArgumentParser, *, plot: str) -> None:
     """The arguments ``sweep`` and ``train`` share."""
-    p.add_argument("--learning-rate", required=True, metavar="GRID", help="linspace:A:B:N, logspace:A:B:N or a,b,c")
+    p.add_argument("--learning-rate", required=True, metavar="GRID",
+                   help="linspace:A:B:N, logspace:A:B:N (exponents: 10**A to 10**B, logspace:-4:0:20 is 1e-4..1) "
+                        "or a,b,c")
     p.add_argument("--num-steps", required=True, type=num_steps, metavar="N")
     p.add_argument("--out", required=True, metavar="DIR", help="the results folder (a rerun resumes there)")
     p.add_argument("--plot", action="store_true", help=f"write {plot}")
@@ -437,7 +465,29 @@ def _run_arguments(p: argparse.ArgumentParser, *, plot: str) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr."""
+    """argparse, but a usage error is one line on stderr, flags are never abbreviated, and an unknown flag is named.
+
+    Without ``allow_abbrev=False`` argparse takes a prefix (``--learning-rat``) for
+    the flag it starts; every parser here, subcommands included, is built as a
+    ``_Parser``. argparse reports a missing required flag before an unknown one,
+    so a misspelt ``--learnig-rate`` would read as "required: --learning-rate":
+    an unknown flag is refused first, with the closest known one.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        for arg in sys.argv[1:] if args is None else args:
+            if arg == "--" or self._subparsers is not None and not arg.startswith("-"):
+                break  # the rest is a subcommand's, checked by its own parser
+            flag = arg.partition("=")[0]
+            if flag.startswith("--") and flag not in self._option_string_actions:
+                known = [s for s in self._option_string_actions if s.startswith("--")]
+                close = difflib.get_close_matches(flag, known, n=1)
+                self.error(f"unrecognized arguments: {flag}" + (f" (did you mean {close[0]}?)" if close else ""))
+        return super().parse_known_args(args, namespace)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -530,6 +580,7 @@ def _train(args) -> None:
             fig = plot.training_curves(flat(m["loss"]), flat(m["accuracy"]), names,
                                        title=f"{args.dataset}, {args.hidden} hidden, {args.optimizer}, ste={args.ste}")
             results.save_figure(out / "training_curves.png", fig, dpi=110)
+        results.remove_temporaries(out, ["meta.json", "training_curves.png"])  # left by a killed run
     table = r.to_pandas().drop(columns="seed").groupby(list(axes), sort=False).mean()
     lines = [f"{args.seeds} seeds × {len(table)} settings ({' × '.join(f'{len(v)} {k}' for k, v in axes.items())}), "
              f"{args.num_steps} steps, {time.time() - started:.1f} s"]

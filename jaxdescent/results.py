@@ -14,14 +14,17 @@ place, so a reader never sees half a file. Nothing is ever unpickled.
 import contextlib
 import contextvars
 import csv
+import functools
+import glob
 import hashlib
 import io
 import json
 import os
-import shutil
+import re
 import stat
 import struct
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
@@ -39,17 +42,66 @@ class Results(NamedTuple):
     meta: dict
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (/proc), else once (see _umask_once)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return _umask_once()
+
+
+@functools.lru_cache(maxsize=None)
+def _umask_once() -> int:
+    """Reading the umask means setting it: done once, under a lock (a file created meanwhile is at worst private)."""
+    with _umask_lock:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+_umask_lock = threading.Lock()
+
+
 def _atomic_write(path: Path, write: Callable) -> None:
-    """Writes through a fresh temporary file in the same folder (created exclusively, never a link), then renames."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Writes through a fresh temporary file in the same folder (created exclusively, never a link), then renames.
+
+    The temporary file is created 0600; before the rename it gets the mode any
+    new file would (0o666 less the umask), so others read the results as they
+    read the user's other files.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX.format(path.name), suffix=_TMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+_TMP_PREFIX, _TMP_SUFFIX = ".{}.", ".tmp"  # .results.npz.XXXXXXXX.tmp: mkstemp puts 8 characters between
+_TMP_MIDDLE = re.compile(r"[a-z0-9_]{8}")  # tempfile's own alphabet
+
+
+def remove_temporaries(out_dir, names) -> None:
+    """Removes what a killed :func:`_atomic_write` of one of ``names`` left in ``out_dir`` (``.NAME.XXXXXXXX.tmp``).
+
+    Only files of the writer's own pattern, for the names given, are removed; call
+    it while holding :func:`lock`, so that no write in progress is removed.
+    """
+    out = Path(out_dir)
+    for name in names:
+        prefix = _TMP_PREFIX.format(name)
+        for path in out.glob(glob.escape(prefix) + "*" + _TMP_SUFFIX):
+            middle = path.name[len(prefix):-len(_TMP_SUFFIX)]
+            if _TMP_MIDDLE.fullmatch(middle) and not path.is_symlink() and path.is_file():
+                path.unlink(missing_ok=True)
 
 
 def save_arrays(path, arrays: dict) -> None:
@@ -218,7 +270,9 @@ def lock(out_dir):
     """Owns ``out_dir`` for the duration: a second run into the same folder is refused while this one lives.
 
     The lock is a file created exclusively; one left by a process that no longer
-    exists (or empty: its owner died creating it) is taken over; a ``.lock``
+    exists (or empty: its owner died creating it) is taken over, and put back
+    as it was found if the block refuses the folder (raises InvalidArgument:
+    it holds another run or other files, so the lock was not ours); a ``.lock``
     that is not a process number is not ours and is left alone (refused).
     Inside the block, :func:`run_pieces` into the same folder uses this lock
     instead of taking its own, so a caller can own the folder for longer than
@@ -226,31 +280,58 @@ def lock(out_dir):
     CSV and the figures).
     """
     path = Path(out_dir) / LOCK
+    stale = None
     for _ in range(2):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             break
         except FileExistsError:
             try:
-                text = path.read_text().strip()
+                raw = path.read_bytes()
+                info = path.lstat()
             except OSError:
-                text = ""
+                raw, info = b"", None
+            text = raw.decode("utf-8", "replace").strip()
             if text and not text.isdigit():
                 raise InvalidArgument(f"{path} is not a jaxdescent lock; choose another folder") from None
             pid = int(text or 0)
             if pid and _alive(pid):
                 raise InvalidArgument(f"{out_dir} is in use by process {pid}; wait for it or choose another folder") \
                     from None
+            if info is not None:
+                stale = raw, stat.S_IMODE(info.st_mode), (info.st_atime_ns, info.st_mtime_ns)
             path.unlink(missing_ok=True)  # stale: its owner is gone
     else:
         raise InvalidArgument(f"cannot lock {out_dir}")
     with os.fdopen(fd, "w") as f:
         f.write(str(os.getpid()))
     token = _held.set(_held.get() | {path.resolve()})
+    refused = False
     try:
         yield Path(out_dir)
+    except InvalidArgument:
+        refused = True
+        raise
     finally:
         _held.reset(token)
+        if refused and stale is not None:
+            _put_back(path, *stale)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _put_back(path: Path, data: bytes, mode: int, times: tuple) -> None:
+    """Leaves a stale lock that was taken over as it was found (bytes, mode, times): the folder was refused.
+
+    A dead process's ``.lock`` in a folder that turns out to hold something else
+    (another run, the user's files) was not this run's to remove.
+    """
+    try:
+        with open(path, "wb") as f:  # rewritten in place: the folder is never without a lock meanwhile
+            f.write(data)
+        os.chmod(path, mode)
+        os.utime(path, ns=times)
+    except OSError:
         path.unlink(missing_ok=True)
 
 
@@ -305,8 +386,10 @@ def run_pieces(
     range, field names, shapes and dtypes all match, otherwise (foreign,
     truncated, from another piece size) it is recomputed. When every piece is
     there they are joined into ``DIR/results.npz`` (with ``extra`` arrays, e.g.
-    the coordinates) and the pieces are removed. A call that finds a valid
-    ``results.npz`` returns it without computing anything.
+    the coordinates) and the pieces are removed (only the pieces, and what a
+    killed write of this run left; ``pieces/`` itself only if then empty). A call
+    that finds a valid ``results.npz`` of the same config returns it without
+    computing or writing anything (the folder may be read-only).
 
     Args:
       out_dir: the folder; it is locked for the duration (see :func:`lock`).
@@ -324,20 +407,25 @@ def run_pieces(
     """
     lead = tuple(grid_shape or (num_runs,))
     identity = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    finished = lambda d: _valid_piece(d / "results.npz", identity, 0, num_runs, fields, extra or (), lead) \
+        if (d / "results.npz").exists() else None
+    done = _finished(out_dir, config, finished)
+    if done is not None:  # read, nothing written: a finished folder may be on read-only media
+        return {k: done[k] for k in fields}
     out = folder(out_dir)
     with contextlib.nullcontext() if _holding(out) else lock(out):  # owned before config.json is read or written
         prepare(out, config)
-        done = _valid_piece(out / "results.npz", identity, 0, num_runs, fields, extra or (), lead) \
-            if (out / "results.npz").exists() else None
+        done = finished(out)
         if done is not None:
             return {k: done[k] for k in fields}
         pieces_dir = out / "pieces"
         pieces_dir.mkdir(exist_ok=True)
         num_pieces = -(-num_runs // piece_runs)
+        names = [f"piece_{i:05d}.npz" for i in range(num_pieces)]
         parts = []
-        for i in range(num_pieces):
+        for i, name in enumerate(names):
             start, stop = i * piece_runs, min((i + 1) * piece_runs, num_runs)
-            path = pieces_dir / f"piece_{i:05d}.npz"
+            path = pieces_dir / name
             arrays = _valid_piece(path, identity, start, stop, fields) if path.exists() else None
             if arrays is None:
                 arrays = {k: np.asarray(v) for k, v in compute_piece(start, stop).items()}
@@ -348,8 +436,33 @@ def run_pieces(
         arrays = {k: np.concatenate([p[k] for p in parts]).reshape(lead + tuple(fields[k][0])) for k in fields}
         save_arrays(out / "results.npz", {**arrays, **(extra or {}), "__identity__": identity, "__start__": 0,
                                           "__stop__": num_runs})
-        shutil.rmtree(pieces_dir, ignore_errors=True)
+        # Only what this run wrote or proved its own goes: a file of the user's in pieces/ stays, and so does pieces/.
+        remove_temporaries(out, ["results.npz", "config.json"])
+        remove_temporaries(pieces_dir, names)
+        for name in names:
+            (pieces_dir / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty: it holds something that is not ours
+            pieces_dir.rmdir()
     return arrays
+
+
+def _finished(out_dir, config: dict, finished: Callable[[Path], Optional[dict]]) -> Optional[dict]:
+    """The arrays of ``out_dir``'s finished run of ``config``, read without writing anything (nor locking); else None.
+
+    Files are replaced only by renames, so a reader sees either the old file or the
+    new one whole; whatever is not proven here is decided again under the lock.
+    """
+    if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir).strip():
+        return None
+    out = Path(out_dir)
+    try:
+        if not (out / "config.json").is_file() or not (out / "results.npz").is_file():
+            return None
+        if json.loads((out / "config.json").read_text()) != json.loads(json.dumps(config)):
+            return None
+    except (OSError, ValueError):
+        return None
+    return finished(out)
 
 
 def save_text(path, text: str) -> None:

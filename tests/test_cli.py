@@ -1,5 +1,6 @@
 """The jaxdescent command as a user runs it: real subprocesses, exit codes, files on disk."""
 
+import argparse
 import os
 import signal
 import subprocess
@@ -232,6 +233,16 @@ BAD_INPUTS = [
     ("sweep", {"--learning-rate": "linspace:0.1:1:1e3"}, "cannot read grid"),
     ("sweep", {"--learning-rate": "linspace:0.1:1:10000000000000"}, "more than 100,000,000"),
     ("sweep", {"--learning-rate": "logspace:0:400:3"}, "finite"),
+    # logspace takes exponents, as NumPy: bounds given as values would run learning rates 1 to 10
+    ("sweep", {"--learning-rate": "logspace:1e-4:1:20"},
+     "logspace:START:STOP:N takes exponents: logspace:-4:0:20 for 1e-4..1; 'logspace:1e-4:1:20' would give "
+     "1.00023..10 (for 0.0001..1 write logspace:-4:0:20)"),
+    ("sweep", {"--learning-rate": "logspace:-4:0.5:20"}, "takes exponents"),
+    ("sweep", {"--learning-rate": "logspace:0.001:400:20"}, "would give 1.00231..inf"),
+    ("sweep", {"--w0": "logspace:0.1:0.5:3"}, "--w0: logspace:START:STOP:N takes exponents"),
+    ("sweep", {"--hyperparam": "momentum=logspace:0.5:0.9:3", "--optimizer": "sgd"},
+     "--hyperparam momentum: logspace:START:STOP:N takes exponents"),
+    ("train", {"--learning-rate": "logspace:0.001:0.1:5"}, "(for 0.001..0.1 write logspace:-3:-1:5)"),
     ("sweep", {"--learning-rate": "0.1,0.2;0.3,0.4"}, "learning rate"),
     ("sweep", {"--learning-rate": "linspace:-1e308:1e308:3"}, "finite"),
     # --w0
@@ -245,6 +256,8 @@ BAD_INPUTS = [
     ("sweep", {"--num-steps": "-3"}, "num-steps"),
     ("sweep", {"--num-steps": "10000000000000"}, "int32 step counters"),
     ("sweep", {"--num-steps": str(2**31)}, "int32 step counters"),
+    ("sweep", {"--num-steps": str(2**31 - 1)}, "from 0 to 2,147,483,646"),  # the engine's "never" marker
+    ("train", {"--num-steps": str(2**31 - 1)}, "from 0 to 2,147,483,646"),
     ("sweep", {"--num-steps": "1.5"}, "num-steps"),
     ("sweep", {"--num-steps": "abc"}, "num-steps"),
     # --hyperparam
@@ -260,9 +273,21 @@ BAD_INPUTS = [
     ("sweep", {"--piece-runs": "0"}, "must be >= 1"),
     ("sweep", {"--piece-runs": "-1"}, "must be >= 1"),
     ("sweep", {"--optimizer": "bogus"}, "invalid choice"),
-    ("sweep", {"--bogus": "1"}, "unrecognized arguments"),
+    ("sweep", {"--bogus": "1"}, "unrecognized arguments: --bogus"),
+    # a flag is never abbreviated, and a misspelt one is named before the required one it leaves missing
+    ("sweep", {"--learning-rate": None, "--learning-rat": "0.1"},
+     "unrecognized arguments: --learning-rat (did you mean --learning-rate?)"),
+    ("sweep", {"--learning-rate": None, "--learnig-rate": "0.1"},
+     "unrecognized arguments: --learnig-rate (did you mean --learning-rate?)"),
+    ("sweep", {"--learning-rate": None, "--learnig-rate=0.1": None}, "unrecognized arguments: --learnig-rate ("),
+    ("sweep", {"--num-steps": None, "--num-step": "3"}, "unrecognized arguments: --num-step (did you mean --num-steps?)"),
+    ("sweep", {"--pie": "3"}, "unrecognized arguments: --pie"),
+    ("train", {"--num-steps": None, "--num-step": "3"}, "unrecognized arguments: --num-step (did you mean --num-steps?)"),
+    ("train", {"--see": "3"}, "unrecognized arguments: --see"),
+    ("reproduce", {"--jso": None, "--js": "x"}, "unrecognized arguments: --js"),
     ("sweep", {"--loss": None}, "required: --loss"),
     ("bogus", {}, "invalid choice"),
+    ("--bogus", {}, "unrecognized arguments: --bogus"),
     # sizes
     ("sweep", {"--learning-rate": "linspace:0.001:0.1:50000", "--w0": "linspace:-2:2:50000"},
      "2,500,000,000 runs"),
@@ -319,12 +344,14 @@ def call(capsys, *argv):
 
 
 def command_line(command, overrides, out):
-    base = {"sweep": SWEEP, "train": TRAIN, "reproduce": {}, "bogus": {}}[command]
+    base = {"sweep": SWEEP, "train": TRAIN, "reproduce": {}, "bogus": {}, "--bogus": {}}[command]
     merged = {**base, "--out": str(out), **overrides}
     args = [command]
     for k, v in merged.items():
         if v is not None:
             args += [k, v]
+        elif k.startswith("--") and "=" in k:  # a flag with its value, as one word
+            args.append(k)
     return args + ["--quiet"]
 
 
@@ -363,6 +390,16 @@ def _a_file(out):
     out.write_text("a file, not a folder")
 
 
+def _dead_lock(setup):
+    """``setup``, then a ``.lock`` of a process that has exited: refusing the folder must not remove it."""
+    def plant(out):
+        setup(out)
+        proc = subprocess.Popen(["true"])
+        proc.wait()
+        (out / ".lock").write_text(str(proc.pid))
+    return plant
+
+
 FOLDER_CASES = [
     ("meta.json", _plant("meta.json"), "holds other files"),
     ("results.csv", _plant("results.csv"), "holds other files"),
@@ -371,6 +408,8 @@ FOLDER_CASES = [
     ("a foreign .lock", _plant(".lock"), "not a jaxdescent lock"),
     ("another run", _other_run, "holds another run (different"),
     ("in use", _in_use, "in use by process"),
+    ("notes and a dead process's .lock", _dead_lock(_plant("notes.txt")), "holds other files"),
+    ("another run and a dead process's .lock", _dead_lock(_other_run), "holds another run (different"),
     ("a file", _a_file, "cannot create output folder"),
 ]
 
@@ -521,3 +560,40 @@ def test_a_matplotlib_py_in_the_cwd_is_not_imported_by_plot(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path, env=ENV)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "o" / "phase_diagram.png").stat().st_size > 10_000
+
+
+def test_the_largest_num_steps_argparse_accepts_is_the_engines():
+    """--num-steps is checked in argparse against the bound the engine enforces later (after --out exists)."""
+    from jaxdescent import _sweep, cli
+
+    assert cli.MAX_STEPS == _sweep.NEVER - 1
+
+
+def test_no_parser_takes_a_prefix_of_a_flag():
+    from jaxdescent.cli import parser
+
+    top = parser()
+    subs = [a for a in top._actions if isinstance(a, argparse._SubParsersAction)][0].choices
+    assert not top.allow_abbrev and subs.keys() == {"reproduce", "sweep", "train"}
+    assert not any(p.allow_abbrev for p in subs.values())
+
+
+def test_a_rerun_removes_what_a_killed_write_left_and_writes_readable_files(adversarial_cwd, capsys):
+    """A kill during the final writes left .results.npz.XXXXXXXX.tmp (5.9 MB) behind a successful resume."""
+    import stat
+
+    out = adversarial_cwd / "out"
+    args = command_line("sweep", {"--learning-rate": "0.1,0.2"}, out) + ["--csv"]
+    assert call(capsys, *args)[0] == 0
+    (out / "results.npz").unlink()  # killed while writing it: its pieces were all there (here recomputed)
+    left = [out / f".{name}.abcd_123.tmp" for name in ("results.npz", "meta.json", "results.csv", "config.json")]
+    for path in left:
+        path.write_bytes(b"half a file")
+    (out / "pieces").mkdir()
+    (out / "pieces" / "mine.txt").write_text("the user's")
+    status, _, err = call(capsys, *args)
+    assert status == 0, err
+    assert not [p for p in left if p.exists()] and (out / "pieces" / "mine.txt").read_text() == "the user's"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir() if p.is_file()} == {0o666 & ~mask}

@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -300,3 +301,171 @@ def test_a_truncated_or_bit_flipped_npz_is_damaged_or_still_the_same_arrays(tmp_
         for k, v in arrays.items():
             assert back[k].dtype == v.dtype and back[k].shape == v.shape and np.array_equal(back[k], v)
     assert damaged > 1.5 * len(whole)
+
+
+# ---------------------------------------------------------------- what a run leaves in its folder, and how
+
+
+def _dead_pid() -> int:
+    """The process number of a process that has exited (and been reaped)."""
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def _piece(start, stop):
+    return {"x": np.arange(start, stop, dtype=np.float64)[:, None] * np.ones(3)}
+
+
+def _interrupted_at_4(start, stop):
+    if start == 4:
+        raise KeyboardInterrupt  # killed while computing the third piece
+    return _piece(start, stop)
+
+
+def test_only_the_runs_own_pieces_are_removed_never_the_users_files(tmp_path):
+    out = tmp_path / "o"
+    with pytest.raises(KeyboardInterrupt):
+        results.run_pieces(out, {"grid": 1}, 8, 2, FIELDS, _interrupted_at_4)
+    (out / "pieces" / "notes.txt").write_text("mine")
+    (out / "pieces" / "piece_00099.npz").write_bytes(b"not a piece of this run")
+    got = results.run_pieces(out, {"grid": 1}, 8, 2, FIELDS, _piece)
+    np.testing.assert_array_equal(got["x"], np.arange(8.0)[:, None] * np.ones(3))
+    assert sorted(p.name for p in (out / "pieces").iterdir()) == ["notes.txt", "piece_00099.npz"]
+    assert (out / "pieces" / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("refusal", ["another run", "other files"])
+def test_a_dead_processs_lock_in_a_refused_folder_is_left_as_found(tmp_path, refusal):
+    out = tmp_path / "o"
+    out.mkdir()
+    if refusal == "another run":
+        results.prepare(out, {"grid": "other"})
+    else:
+        (out / "notes.txt").write_text("mine")
+    lock = out / ".lock"
+    lock.write_text(str(_dead_pid()))
+    os.chmod(lock, 0o600)
+    os.utime(lock, ns=(10**18, 10**18))
+    before = {p.name: (p.read_bytes(), p.stat().st_mode, p.stat().st_mtime_ns) for p in out.iterdir()}
+    with pytest.raises(ValueError, match="holds other files" if refusal == "other files" else "holds another run"):
+        results.run_pieces(out, {"grid": 1}, 4, 2, FIELDS, _piece)
+    assert {p.name: (p.read_bytes(), p.stat().st_mode, p.stat().st_mtime_ns) for p in out.iterdir()} == before
+
+
+def test_a_dead_processs_lock_in_its_own_folder_is_taken_over_and_released(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / ".lock").write_text(str(_dead_pid()))  # a killed run's
+    results.run_pieces(out, {"grid": 1}, 4, 2, FIELDS, _piece)
+    assert not (out / ".lock").exists()
+
+
+def test_a_killed_writes_temporaries_are_removed_by_the_run_that_finishes(tmp_path):
+    out = tmp_path / "o"
+    with pytest.raises(KeyboardInterrupt):
+        results.run_pieces(out, {"grid": 1}, 8, 2, FIELDS, _interrupted_at_4)
+    left = [out / ".results.npz.k1ll_ed9.tmp", out / ".config.json.abcdefgh.tmp",
+            out / "pieces" / ".piece_00002.npz.x_y_z_12.tmp"]
+    kept = [out / ".results.npz.mine.tmp", out / ".notes.txt.abcdefgh.tmp", out / ".results.npz.ABCDEFGH.tmp",
+            out / "pieces" / ".piece_00099.npz.abcdefgh.tmp"]  # not the writer's pattern, or not a file of this run
+    for path in left + kept:
+        path.write_bytes(b"x" * 1000)
+    results.run_pieces(out, {"grid": 1}, 8, 2, FIELDS, _piece)
+    assert not [p for p in left if p.exists()]
+    assert all(p.read_bytes() == b"x" * 1000 for p in kept)
+
+
+@pytest.fixture
+def umask():
+    """Sets the process's umask for the test, and restores it."""
+    previous = os.umask(0o022)
+    yield os.umask
+    os.umask(previous)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077, 0o002], ids=lambda m: f"umask-{m:03o}")
+def test_files_are_written_with_the_mode_the_umask_gives_new_files(tmp_path, umask, mask):
+    """mkstemp creates 0600 whatever the umask: every output was private to its owner."""
+    import stat
+
+    umask(mask)
+    out = tmp_path / "o"
+    with pytest.raises(KeyboardInterrupt):
+        results.run_pieces(out, {"grid": 1}, 8, 2, FIELDS, _interrupted_at_4)
+    written = [out / "config.json", out / "pieces" / "piece_00000.npz"]
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in written}
+    results.run_pieces(out, {"grid": 1}, 8, 2, FIELDS, _piece)
+    results.save_json(out / "meta.json", {})
+    results.save_text(out / "t.txt", "x")
+    results.write_csv(out / "r.csv", lambda rows: {"a": np.arange(rows.start, rows.stop)}, 3)
+    modes.update({p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir() if p.is_file()})
+    assert modes.keys() == {"config.json", "piece_00000.npz", "results.npz", "meta.json", "t.txt", "r.csv"}
+    assert modes == dict.fromkeys(modes, 0o666 & ~mask), {k: oct(v) for k, v in modes.items()}
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """Makes a folder read-only: chmod -w, or as root (whom modes do not stop) every write into it fails with EROFS."""
+    import errno
+    import stat
+
+    made = []
+
+    def make(folder):
+        folder = Path(folder).resolve()
+        if os.geteuid() != 0:
+            for p in [folder, *folder.rglob("*")]:
+                made.append((p, p.stat().st_mode))
+                p.chmod(stat.S_IMODE(p.stat().st_mode) & ~0o222)
+            return
+        inside = lambda path: Path(os.path.abspath(os.fspath(path))).is_relative_to(folder)
+        refuse = lambda path: OSError(errno.EROFS, os.strerror(errno.EROFS), os.fspath(path))
+        real_open, real_access = os.open, os.access
+        writes = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+        def guarded_open(path, flags, *args, **kwargs):
+            if flags & writes and inside(path):
+                raise refuse(path)
+            return real_open(path, flags, *args, **kwargs)
+
+        def guarded(real):
+            def call(path, *args, **kwargs):
+                if inside(path):
+                    raise refuse(path)
+                return real(path, *args, **kwargs)
+            return call
+
+        monkeypatch.setattr(os, "open", guarded_open)
+        monkeypatch.setattr(os, "access", lambda path, mode, *a, **k: False if mode & os.W_OK and inside(path)
+                            else real_access(path, mode, *a, **k))
+        for name in ("unlink", "remove", "rmdir", "mkdir", "replace", "rename", "chmod", "utime"):
+            monkeypatch.setattr(os, name, guarded(getattr(os, name)))
+        import builtins
+        real_builtin_open = builtins.open
+        monkeypatch.setattr(builtins, "open", lambda path, mode="r", *a, **k: (_ for _ in ()).throw(refuse(path))
+                            if any(c in mode for c in "wax+") and isinstance(path, (str, os.PathLike)) and inside(path)
+                            else real_builtin_open(path, mode, *a, **k))
+
+    yield make
+    for p, mode in reversed(made):
+        p.chmod(mode)
+
+
+def test_a_finished_folder_on_read_only_media_is_loaded_not_refused(tmp_path, read_only):
+    out = tmp_path / "o"
+    first = results.run_pieces(out, {"grid": 1}, 8, 2, FIELDS, _piece, extra={"lr": np.arange(8.0)})
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    read_only(out)
+    with pytest.raises(OSError):  # the fixture works: a write is refused
+        results.save_text(out / "probe.txt", "x")
+    computed = []
+    again = results.run_pieces(out, {"grid": 1}, 8, 2, FIELDS, lambda a, b: computed.append(a) or _piece(a, b),
+                               extra={"lr": np.arange(8.0)})
+    np.testing.assert_array_equal(again["x"], first["x"])
+    assert computed == [] and {p.name: p.read_bytes() for p in out.iterdir()} == before
+    with pytest.raises(OSError, match="not writable"):  # another run is still refused, not loaded
+        results.run_pieces(out, {"grid": 2}, 8, 2, FIELDS, _piece)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
