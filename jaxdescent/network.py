@@ -91,8 +91,11 @@ _step.defvjp(_step_fwd, _step_bwd)
 def step(x: ArrayLike, ste: Optional[str] = "identity", *, slope: ArrayLike = 1.0) -> jax.Array:
     """The Heaviside step, 1 where ``x > 0`` else 0, with a chosen backward pass.
 
-    The forward value is exact for every ``x`` (also huge ones); only the
-    derivative used by ``jax.grad`` depends on ``ste``:
+    The forward value is exact for every normal ``x`` (also huge ones and
+    ±inf): ``step(jnp.finfo(jnp.float32).tiny)`` is 1. Subnormal inputs may be
+    flushed to zero by XLA (they are on CPU), so ``step(x)`` is 0 for
+    0 < x < the smallest normal float of ``x``'s dtype (about 1.2e-38 in
+    float32). Only the derivative used by ``jax.grad`` depends on ``ste``:
 
     - ``None``: the true derivative of the step, exactly zero everywhere.
     - ``"identity"``: straight through, d step/dx := 1.

@@ -28,6 +28,12 @@ def test_step_forward_is_exact_heaviside(ste):
     assert out.dtype == jnp.float32
 
 
+def test_step_is_exact_for_normal_inputs():
+    tiny = np.finfo(np.float32).tiny  # the smallest normal float32; below it XLA on CPU may flush to zero
+    x = jnp.array([tiny, np.nextafter(tiny, np.float32(1)), -tiny, 2 * tiny], jnp.float32)
+    np.testing.assert_array_equal(step(x), [1.0, 1.0, 0.0, 1.0])
+
+
 @pytest.mark.parametrize("slope", [1.0, 4.0, 8.0])
 def test_estimator_gradients_match_their_formulas(slope):
     x = jnp.array([-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 3.0])
