@@ -22,6 +22,7 @@ compiled program.
 """
 
 import functools
+import math
 import numbers
 from typing import Callable, NamedTuple, Optional
 
@@ -377,6 +378,23 @@ def _check_slope_used(slope, ste) -> None:
             f"(got {slope!r}) or use ste='sigmoid'")
 
 
+def _check_size(x, y, *, n_hidden, num_steps, num_runs=1, at_once=1, hint=""):
+    """Refuses, before compiling, trainings whose weights, optimizer state, activations and histories cannot fit."""
+    (num_examples, n_in), n_out, itemsize = np.shape(x), np.shape(y)[1], np.dtype(x.dtype).itemsize
+    weights = (n_in + 1) * n_hidden + (n_hidden + 1) * n_out
+    # weights, their gradient and two optimizer moments (Adam's); hidden and output activations of the forward pass
+    working = itemsize * (4 * weights + 3 * num_examples * (n_hidden + 1 + n_out))
+    weight_part = at_once * working + num_runs * itemsize * weights  # and the returned weights
+    history_part = num_runs * ((num_steps + 1) * 3 * itemsize + 4)  # loss, accuracy, exact per step; solved_step
+    name = "n_hidden" if weight_part >= history_part else "num_steps"
+    runs = f"{num_runs:,} trainings ({at_once:,} at once)" if num_runs > 1 else "one training"
+    _validate.check_memory(
+        name, weight_part + history_part,
+        f"the weights, optimizer state, activations and histories of {runs} ({weights:,} weights each for "
+        f"n_hidden = {n_hidden:,}, {num_examples:,} examples, {num_steps + 1:,} recorded steps)",
+        f"use a smaller n_hidden or fewer num_steps{hint}")
+
+
 def _check_training(x, y, *, n_hidden, num_steps, ste, slope, stop_when_solved=False):
     _check_ste(ste)
     _check_slope(slope)
@@ -458,6 +476,7 @@ def train(
     _validate.prng_key(key, "key")
     x, y, n_hidden, num_steps = _check_training(x, y, n_hidden=n_hidden, num_steps=num_steps, ste=ste, slope=slope,
                                                 stop_when_solved=stop_when_solved)
+    _check_size(x, y, n_hidden=n_hidden, num_steps=num_steps)
     return _train_one(key, x, y, jnp.asarray(slope, x.dtype), tx=Static(optimizer), n_hidden=n_hidden,
                       num_steps=num_steps, ste=ste, stop_when_solved=bool(stop_when_solved))
 
@@ -562,6 +581,9 @@ def train_many(
     if chunk_size is None:
         chunk_size = _auto_chunk(x.shape[0], n_hidden)
     chunk_size = _positive_int(chunk_size, "chunk_size")
+    num_runs = math.prod([np.shape(learning_rates)[0], *(np.size(v) for v in hyperparams.values()), keys.shape[0]])
+    _check_size(x, y, n_hidden=n_hidden, num_steps=num_steps, num_runs=num_runs, at_once=min(chunk_size, num_runs),
+                hint=", fewer runs (keys, learning_rates, hyperparams) or a smaller chunk_size")
     cast = lambda v: jnp.asarray(v, x.dtype) if _validate.is_traced(v) else np.asarray(v, x.dtype)
     items = [("learning_rate", cast(learning_rates)), *((k, cast(v)) for k, v in hyperparams.items()), ("key", keys)]
     run = functools.partial(_grid_run, optimizer=optimizer_factory, hyperparams=tuple(hyperparams),

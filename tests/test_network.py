@@ -184,8 +184,9 @@ def bad_calls():
     tx = optax.sgd(0.1)
     kw = dict(n_hidden=3, optimizer=tx, num_steps=5)
     keys = jax.random.split(jax.random.key(0), 2)
-    many = lambda **over: lambda: train_many(**{**dict(keys=keys, x=x, y=y, learning_rates=jnp.array([0.1]),
-                                                         n_hidden=2, num_steps=3), **over})
+    rate = jnp.array([0.1])
+    many = lambda **over: lambda: train_many(**{**dict(keys=keys, x=x, y=y, learning_rates=rate, n_hidden=2,
+                                                         num_steps=3), **over})
     adam_with = lambda **hp: many(optimizer_factory=optax.adam, hyperparams=hp)
     # every array built here, so that a call compiles nothing unless the function under test does
     x3, y3, y42 = jnp.ones((4, 3)), jnp.ones((3, 1)), jnp.ones((4, 2))
@@ -236,6 +237,11 @@ def bad_calls():
         pytest.param("keys", many(keys=float_keys), id="keys-float-array"),
         pytest.param("keys", many(keys=raw_23), id="keys-uint32-wrong-shape"),
         pytest.param("keys", many(keys=no_keys), id="keys-empty"),
+        # sizes, estimated before compiling (far beyond any machine's memory)
+        pytest.param("n_hidden", lambda: train(key, x, y, **{**kw, "n_hidden": 10**11}), id="train-huge"),
+        pytest.param("num_steps", lambda: train(key, x, y, **{**kw, "num_steps": 10**13}),
+                     id="train-long-history"),
+        pytest.param("n_hidden", many(n_hidden=10**11), id="train-many-huge"),
     ]
 
 
