@@ -181,3 +181,11 @@ def prng_key(value, name: str = "key", *, batch: bool = False):
         raise InvalidArgument(f"{name} is empty: it holds no keys")
     return value
 
+
+def num_params(tree, name: str) -> int:
+    """The number of numbers in ``tree`` (read from shapes, so traced trees count too); raises if it is 0."""
+    n = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(tree))
+    if n == 0:
+        raise InvalidArgument(f"{name} is empty: it holds no parameters (shapes "
+                              f"{jax.tree_util.tree_map(np.shape, tree)})")
+    return n
