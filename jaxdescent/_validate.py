@@ -175,3 +175,58 @@ def check_memory(name: str, need: int, what: str, hint: str) -> None:
     if need > have // 2:
         raise InvalidArgument(f"{name}: {what} need about {human_bytes(need)} of memory, more than half of "
                               f"this machine's {human_bytes(have)}; {hint}")
+
+
+def finite_numbers(value, name: str, *, dtype=None, allow_empty: bool = False) -> None:
+    """Raises unless every value is a real, finite number (not a boolean) that stays finite in ``dtype``.
+
+    For settings that may be zero or negative (an optimizer's ``b1``, ``momentum``);
+    traced values pass.
+    """
+    if is_traced(value):
+        return
+    a = _real(value, name)
+    if a.size == 0 and not allow_empty:
+        raise InvalidArgument(f"{name} is empty")
+    if not np.all(np.isfinite(a)):
+        raise InvalidArgument(f"{name} must be finite, got {a[~np.isfinite(a)].ravel()[:3].tolist()}")
+    representable(a, name, dtype)
+
+
+def prng_key(value, name: str = "key", *, batch: bool = False):
+    """Returns ``value`` if it is one ``jax.random`` key (``batch``: a non-empty 1-D batch of keys), else raises.
+
+    A typed key (``jax.random.key``) or raw ``uint32`` key data of the default
+    implementation's shape (``jax.random.PRNGKey``) is accepted. Only dtypes and
+    shapes are read, so traced keys are checked too.
+    """
+    want = ("a 1-D batch of jax.random keys such as jax.random.split(jax.random.key(0), n)" if batch
+            else "one jax.random key such as jax.random.key(0)")
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or not hasattr(value, "shape"):
+        raise InvalidArgument(f"{name} must be {want}, got {type(value).__name__} {value!r}")
+    shape = tuple(value.shape)
+    raw = jax.eval_shape(lambda: jax.random.PRNGKey(0)).shape  # one key's data: (2,) for the default threefry
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        ok, extra, got = len(shape) == int(batch), len(shape), f"keys of shape {shape}"
+    elif dtype == np.uint32:
+        ok = shape[len(shape) - len(raw):] == raw and len(shape) == len(raw) + int(batch)
+        extra = len(shape) - len(raw) if shape[len(shape) - len(raw):] == raw else None
+        got = f"uint32 key data of shape {shape} (one key's data has shape {raw})"
+    else:
+        ok, extra, got = False, None, f"an array of dtype {dtype} and shape {shape}"
+    if not ok:
+        hint = "; to use several keys, jax.vmap over them" if not batch and extra == 1 else ""
+        raise InvalidArgument(f"{name} must be {want}, got {got}{hint}")
+    if batch and shape[0] == 0:
+        raise InvalidArgument(f"{name} is empty: it holds no keys")
+    return value
+
+
+def num_params(tree, name: str) -> int:
+    """The number of numbers in ``tree`` (read from shapes, so traced trees count too); raises if it is 0."""
+    n = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(tree))
+    if n == 0:
+        raise InvalidArgument(f"{name} is empty: it holds no parameters (shapes "
+                              f"{jax.tree_util.tree_map(np.shape, tree)})")
+    return n

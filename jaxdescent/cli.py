@@ -533,7 +533,7 @@ def _train(args) -> None:
         opt = {k: v for k, v in hp.items() if k not in ("learning_rate", "slope")}
         params, history = network.train(key, x, y, n_hidden=args.hidden, num_steps=args.num_steps, ste=ste,
                                         optimizer=factory(learning_rate=hp["learning_rate"], **opt),
-                                        slope=hp.get("slope", args.slope))
+                                        **({"slope": hp.get("slope", args.slope)} if ste == "sigmoid" else {}))
         metrics = history._asdict()
         if x_test is not None:
             metrics["test_accuracy"] = jnp.mean(network.predict(params, x_test) == labels_test)

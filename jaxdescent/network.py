@@ -22,6 +22,7 @@ compiled program.
 """
 
 import functools
+import math
 import numbers
 from typing import Callable, NamedTuple, Optional
 
@@ -44,7 +45,13 @@ def _check_ste(ste, name: str = "ste") -> None:
         raise ValueError(f"{name} must be one of {ESTIMATORS}, got {ste!r}")
 
 
+DEFAULT_SLOPE = 1.0
+"""The sigmoid estimator's slope when none is given (the default of every ``slope=`` here)."""
+
+
 def _check_slope(slope, name: str = "slope") -> None:
+    if isinstance(slope, (bool, np.bool_)) or getattr(slope, "dtype", None) == np.dtype(bool):
+        raise _validate.InvalidArgument(f"{name} must be a number, not a boolean: got {slope!r}")
     if _validate.is_traced(slope):
         return
     try:
@@ -91,8 +98,11 @@ _step.defvjp(_step_fwd, _step_bwd)
 def step(x: ArrayLike, ste: Optional[str] = "identity", *, slope: ArrayLike = 1.0) -> jax.Array:
     """The Heaviside step, 1 where ``x > 0`` else 0, with a chosen backward pass.
 
-    The forward value is exact for every ``x`` (also huge ones); only the
-    derivative used by ``jax.grad`` depends on ``ste``:
+    The forward value is exact for every normal ``x`` (also huge ones and
+    ±inf): ``step(jnp.finfo(jnp.float32).tiny)`` is 1. Subnormal inputs may be
+    flushed to zero by XLA (they are on CPU), so ``step(x)`` is 0 for
+    0 < x < the smallest normal float of ``x``'s dtype (about 1.2e-38 in
+    float32). Only the derivative used by ``jax.grad`` depends on ``ste``:
 
     - ``None``: the true derivative of the step, exactly zero everywhere.
     - ``"identity"``: straight through, d step/dx := 1.
@@ -360,9 +370,35 @@ def _train_one(key, x, y, slope, *, tx, **settings):
     return _fit(key, x, y, slope, tx.value, **settings)
 
 
+def _check_slope_used(slope, ste) -> None:
+    """Refuses a slope the user set (traced, or not the default) when ``ste`` never reads it."""
+    if ste != "sigmoid" and (_validate.is_traced(slope) or np.asarray(slope) != DEFAULT_SLOPE):
+        raise _validate.InvalidArgument(
+            f"slope is used only by the sigmoid estimator (ste='sigmoid'), but ste={ste!r}: drop slope "
+            f"(got {slope!r}) or use ste='sigmoid'")
+
+
+def _check_size(x, y, *, n_hidden, num_steps, num_runs=1, at_once=1, hint=""):
+    """Refuses, before compiling, trainings whose weights, optimizer state, activations and histories cannot fit."""
+    (num_examples, n_in), n_out, itemsize = np.shape(x), np.shape(y)[1], np.dtype(x.dtype).itemsize
+    weights = (n_in + 1) * n_hidden + (n_hidden + 1) * n_out
+    # weights, their gradient and two optimizer moments (Adam's); hidden and output activations of the forward pass
+    working = itemsize * (4 * weights + 3 * num_examples * (n_hidden + 1 + n_out))
+    weight_part = at_once * working + num_runs * itemsize * weights  # and the returned weights
+    history_part = num_runs * ((num_steps + 1) * 3 * itemsize + 4)  # loss, accuracy, exact per step; solved_step
+    name = "n_hidden" if weight_part >= history_part else "num_steps"
+    runs = f"{num_runs:,} trainings ({at_once:,} at once)" if num_runs > 1 else "one training"
+    _validate.check_memory(
+        name, weight_part + history_part,
+        f"the weights, optimizer state, activations and histories of {runs} ({weights:,} weights each for "
+        f"n_hidden = {n_hidden:,}, {num_examples:,} examples, {num_steps + 1:,} recorded steps)",
+        f"use a smaller n_hidden or fewer num_steps{hint}")
+
+
 def _check_training(x, y, *, n_hidden, num_steps, ste, slope, stop_when_solved=False):
     _check_ste(ste)
     _check_slope(slope)
+    _check_slope_used(slope, ste)
     n_hidden = _positive_int(n_hidden, "n_hidden")
     num_steps = _validate.num_steps(num_steps)
     if np.ndim(x) != 2:
@@ -380,6 +416,8 @@ def _check_training(x, y, *, n_hidden, num_steps, ste, slope, stop_when_solved=F
     if not isinstance(stop_when_solved, (bool, np.bool_)):
         raise _validate.InvalidArgument(f"stop_when_solved must be True or False, got {stop_when_solved!r}")
     x = _as_float(x)
+    if not _validate.is_traced(slope):
+        _validate.representable(np.asarray(slope, np.float64), "slope", x.dtype)
     return x, _as_float(y).astype(x.dtype), n_hidden, num_steps
 
 
@@ -392,7 +430,7 @@ def train(
     optimizer: optax.GradientTransformation,
     num_steps: int,
     ste: Optional[str] = "identity",
-    slope: ArrayLike = 1.0,
+    slope: ArrayLike = DEFAULT_SLOPE,
     stop_when_solved: bool = False,
 ) -> tuple[Params, History]:
     """Trains a fresh step network on ``(x, y)`` (full batch) as one compiled ``lax.scan``.
@@ -415,7 +453,8 @@ def train(
         or :func:`train_many`.
       num_steps: updates to make (>= 0).
       ste: the estimator (see :func:`step`).
-      slope: the sigmoid surrogate's slope (traced).
+      slope: the sigmoid surrogate's slope (traced); only with ``ste="sigmoid"``
+        (any other estimator ignores it, so setting it is refused).
       stop_when_solved: if True, the parameters stop changing at the first
         step at which the training set is solved, so the returned net is solved.
 
@@ -434,8 +473,10 @@ def train(
     """
     if not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(f"optimizer must be an optax.GradientTransformation such as optax.adam(1e-2), got {optimizer!r}")
+    _validate.prng_key(key, "key")
     x, y, n_hidden, num_steps = _check_training(x, y, n_hidden=n_hidden, num_steps=num_steps, ste=ste, slope=slope,
                                                 stop_when_solved=stop_when_solved)
+    _check_size(x, y, n_hidden=n_hidden, num_steps=num_steps)
     return _train_one(key, x, y, jnp.asarray(slope, x.dtype), tx=Static(optimizer), n_hidden=n_hidden,
                       num_steps=num_steps, ste=ste, stop_when_solved=bool(stop_when_solved))
 
@@ -468,7 +509,7 @@ def train_many(
     n_hidden: int,
     num_steps: int,
     ste: Optional[str] = "identity",
-    slope: ArrayLike = 1.0,
+    slope: ArrayLike = DEFAULT_SLOPE,
     stop_when_solved: bool = False,
     chunk_size: Optional[int] = None,
     devices=None,
@@ -489,8 +530,10 @@ def train_many(
         W := W − α ∂MSE/∂W), or an optax factory such as ``optax.adam``, called
         with ``learning_rate=`` and the optimizer hyperparameters.
       hyperparams: name → 1-D array: more axes after the learning rate.
-        ``"slope"`` sweeps the sigmoid estimator's slope; any other name is an
-        optimizer keyword (``b1`` for ``optax.adam``, ``momentum`` for ``optax.sgd``).
+        ``"slope"`` sweeps the sigmoid estimator's slope (only with
+        ``ste="sigmoid"``); any other name is an optimizer keyword (``b1`` for
+        ``optax.adam``, ``momentum`` for ``optax.sgd``), each value a finite
+        number representable in the data's float.
       n_hidden, num_steps, ste, slope, stop_when_solved: as in :func:`train`.
       chunk_size: how many runs are vmapped together; the chunks run one after
         another inside the same compiled program. ``None`` picks, on CPU, as
@@ -519,19 +562,28 @@ def train_many(
     _validate.learning_rate(learning_rates, "learning_rates")
     if not _validate.is_traced(learning_rates) and np.ndim(learning_rates) != 1:
         raise ValueError(f"learning_rates must be 1-D, got shape {np.shape(learning_rates)}")
-    hyperparams = dict(hyperparams or {})
-    check_optimizer(optimizer_factory, {k: v for k, v in hyperparams.items() if k != "slope"}, "optimizer_factory")
-    if "slope" in hyperparams:
-        _validate.learning_rate(hyperparams["slope"], "hyperparams['slope']")
-    if not _validate.is_traced(keys) and np.ndim(keys) != (1 if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) else 2):
-        raise ValueError(f"keys must be a 1-D batch of keys such as jax.random.split(key, n), got shape {np.shape(keys)}")
+    _validate.prng_key(keys, "keys", batch=True)
     if not jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
         keys = jax.random.wrap_key_data(keys)
     x, y, n_hidden, num_steps = _check_training(x, y, n_hidden=n_hidden, num_steps=num_steps, ste=ste, slope=slope,
                                                 stop_when_solved=stop_when_solved)
+    hyperparams = dict(hyperparams or {})
+    for k, v in hyperparams.items():
+        name = f"hyperparams[{k!r}]"
+        if k == "slope" and ste != "sigmoid":
+            raise _validate.InvalidArgument(
+                f"{name}: the slope is used only by the sigmoid estimator (ste='sigmoid'), but ste={ste!r}")
+        if k == "slope":
+            _validate.learning_rate(v, name, dtype=x.dtype)
+        else:
+            _validate.finite_numbers(v, name, dtype=x.dtype)
+    check_optimizer(optimizer_factory, {k: v for k, v in hyperparams.items() if k != "slope"}, "optimizer_factory")
     if chunk_size is None:
         chunk_size = _auto_chunk(x.shape[0], n_hidden)
     chunk_size = _positive_int(chunk_size, "chunk_size")
+    num_runs = math.prod([np.shape(learning_rates)[0], *(np.size(v) for v in hyperparams.values()), keys.shape[0]])
+    _check_size(x, y, n_hidden=n_hidden, num_steps=num_steps, num_runs=num_runs, at_once=min(chunk_size, num_runs),
+                hint=", fewer runs (keys, learning_rates, hyperparams) or a smaller chunk_size")
     cast = lambda v: jnp.asarray(v, x.dtype) if _validate.is_traced(v) else np.asarray(v, x.dtype)
     items = [("learning_rate", cast(learning_rates)), *((k, cast(v)) for k, v in hyperparams.items()), ("key", keys)]
     run = functools.partial(_grid_run, optimizer=optimizer_factory, hyperparams=tuple(hyperparams),

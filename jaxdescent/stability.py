@@ -51,6 +51,26 @@ def _top_eigenvalue(loss_fn, w, key, *, method, num_iterations):
 _run_top_eigenvalue = jax.jit(_top_eigenvalue, static_argnames=("loss_fn", "method", "num_iterations"))
 
 
+def _flat_dtype(w) -> np.dtype:
+    """The dtype of ``w`` flattened into one vector (read abstractly: nothing is computed)."""
+    return np.dtype(jax.eval_shape(lambda t: ravel_pytree(t)[0], w).dtype)
+
+
+def _check_sharpness_size(method, n, num_iterations, itemsize):
+    """Refuses, before compiling, a dense Hessian (n² numbers) or a Lanczos basis (k vectors of n) that cannot fit."""
+    if method == "dense":
+        # the Hessian, and eigvalsh's copy of it and workspace
+        _validate.check_memory("method", 3 * n * n * itemsize,
+                               f"method='dense' builds a {n:,} × {n:,} Hessian: it and eigvalsh's copies",
+                               "use method='lanczos' (num_iterations vectors of w's size) or method='power'")
+    elif method in ("lanczos", "auto"):
+        k = min(num_iterations, n)
+        # the basis, and the reorthogonalisation's products with it
+        _validate.check_memory("num_iterations", (k + 4) * n * itemsize,
+                               f"num_iterations = {num_iterations:,} Lanczos vectors of {n:,} parameters",
+                               "use fewer num_iterations or method='power' (a few vectors of w's size)")
+
+
 def sharpness(
     loss_fn: Callable[[Any], jax.Array],
     w: Any,
@@ -85,7 +105,9 @@ def sharpness(
       A scalar of w's dtype.
 
     Raises:
-      ValueError: for a non-finite Hessian at a concrete ``w``, or a bad argument (named).
+      ValueError: for a non-finite Hessian at a concrete ``w``, or a bad argument (named): also
+        an empty ``w``, or a Lanczos basis (``num_iterations``) or dense Hessian (``method``)
+        estimated, before compiling, not to fit in memory.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -103,8 +125,12 @@ def sharpness(
     num_iterations = _validate.num_steps(num_iterations, "num_iterations")
     if num_iterations < 1:
         raise ValueError(f"num_iterations must be >= 1, got {num_iterations}")
+    if key is not None:
+        _validate.prng_key(key, "key")
     _validate.finite_tree(w, "w")
     w = as_params(w)
+    n = _validate.num_params(w, "w")
+    _check_sharpness_size(method, n, num_iterations, _flat_dtype(w).itemsize)
     _validate.scalar_loss(loss_fn, w)
     key = jax.random.PRNGKey(0) if key is None else key
     top = _run_top_eigenvalue(_engine.Static(loss_fn), w, key, method="lanczos" if method == "auto" else method,
@@ -290,7 +316,8 @@ def bifurcation(
       w0: the start, any pytree of arrays (its float dtype is the run's dtype).
       learning_rates: a 1-D array of α > 0.
       num_steps: updates per learning rate (static).
-      keep: iterates kept at the end, 3 <= keep <= num_steps.
+      keep: iterates kept at the end, an int with 3 <= keep <= num_steps
+        (memory: keep iterates of w0's size per learning rate).
       max_period: the longest period searched for.
       rtol, atol: the period tolerance.
       divergence_bound: a run escapes when some |w_i| exceeds this (or is inf/nan).
@@ -334,8 +361,14 @@ def bifurcation(
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     _validate.finite_tree(w0, "w0")
     w0 = as_params(w0)
+    n = _validate.num_params(w0, "w0")
+    dtype = _flat_dtype(w0)
+    n_lr = np.shape(learning_rates)[0]
+    # every learning rate's tail (keep iterates of n parameters) and its keep tangent growths
+    _validate.check_memory("keep", n_lr * keep * (n + 1) * dtype.itemsize,
+                           f"keep = {keep:,} iterates of {n:,} parameters for {n_lr:,} learning rates",
+                           "keep fewer iterates (a smaller keep) or split the learning rates")
     _validate.scalar_loss(loss_fn, w0)
-    dtype = ravel_pytree(w0)[0].dtype
     lrs = learning_rates.astype(dtype) if _validate.is_traced(learning_rates) else np.asarray(learning_rates, dtype)
     coords = _engine.Coords([("learning_rate", lrs)])
     run = functools.partial(_orbit, loss_fn=_engine.Static(loss_fn), num_steps=num_steps, keep=keep,

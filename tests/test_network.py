@@ -1,3 +1,5 @@
+import re
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -26,6 +28,12 @@ def test_step_forward_is_exact_heaviside(ste):
     out = step(X, ste, slope=4.0)
     np.testing.assert_array_equal(out, (np.asarray(X) > 0).astype(np.float32))
     assert out.dtype == jnp.float32
+
+
+def test_step_is_exact_for_normal_inputs():
+    tiny = np.finfo(np.float32).tiny  # the smallest normal float32; below it XLA on CPU may flush to zero
+    x = jnp.array([tiny, np.nextafter(tiny, np.float32(1)), -tiny, 2 * tiny], jnp.float32)
+    np.testing.assert_array_equal(step(x), [1.0, 1.0, 0.0, 1.0])
 
 
 @pytest.mark.parametrize("slope", [1.0, 4.0, 8.0])
@@ -175,31 +183,84 @@ def bad_calls():
     p = init_params(jax.random.key(0), 2, 3, 1)
     tx = optax.sgd(0.1)
     kw = dict(n_hidden=3, optimizer=tx, num_steps=5)
+    keys = jax.random.split(jax.random.key(0), 2)
+    rate = jnp.array([0.1])
+    many = lambda **over: lambda: train_many(**{**dict(keys=keys, x=x, y=y, learning_rates=rate, n_hidden=2,
+                                                         num_steps=3), **over})
+    adam_with = lambda **hp: many(optimizer_factory=optax.adam, hyperparams=hp)
+    # every array built here, so that a call compiles nothing unless the function under test does
+    x3, y3, y42 = jnp.ones((4, 3)), jnp.ones((3, 1)), jnp.ones((4, 2))
+    short, x_nan, y_inf = Params(p.w1, p.w2[:-1]), x.at[0, 0].set(jnp.nan), y.at[1, 0].set(jnp.inf)
+    rates, key, x1, y_short, no_keys = jnp.array([0.1, -1.0]), jax.random.key(0), x[0], y[:3], keys[:0]
+    float_key, float_keys = jnp.zeros(2), jnp.zeros((2, 2))
+    raw_3, raw_23 = jnp.zeros(3, jnp.uint32), jnp.zeros((2, 3), jnp.uint32)  # key data is (2,) uint32
     return [
-        ("x", lambda: forward(p, jnp.ones((4, 3)))),
-        ("y", lambda: mse(p, x, jnp.ones((3, 1)))),
-        ("y", lambda: mse(p, x, jnp.ones((4, 2)))),
-        ("params", lambda: forward(Params(p.w1, p.w2[:-1]), x)),
-        ("ste", lambda: step(x, "relu")),
-        ("ste", lambda: train(jax.random.key(0), x, y, ste="straight", **kw)),
-        ("n_hidden", lambda: train(jax.random.key(0), x, y, **{**kw, "n_hidden": 0})),
-        ("num_steps", lambda: train(jax.random.key(0), x, y, **{**kw, "num_steps": -1})),
-        ("x", lambda: train(jax.random.key(0), x.at[0, 0].set(jnp.nan), y, **kw)),
-        ("y", lambda: train(jax.random.key(0), x, y.at[1, 0].set(jnp.inf), **kw)),
-        ("y", lambda: train(jax.random.key(0), x, y[:3], **kw)),
-        ("x", lambda: train(jax.random.key(0), x[0], y, **kw)),
-        ("slope", lambda: train(jax.random.key(0), x, y, slope=-1.0, **kw)),
-        ("optimizer", lambda: train(jax.random.key(0), x, y, n_hidden=3, optimizer=optax.sgd, num_steps=5)),
-        ("learning_rates", lambda: train_many(jax.random.split(jax.random.key(0), 2), x, y,
-                                              learning_rates=jnp.array([0.1, -1.0]), n_hidden=2, num_steps=3)),
-        ("chunk_size", lambda: train_many(jax.random.split(jax.random.key(0), 2), x, y,
-                                          learning_rates=jnp.array([0.1]), n_hidden=2, num_steps=3, chunk_size=0)),
-        ("n_hidden", lambda: init_params(jax.random.key(0), 2, 0, 1)),
+        pytest.param("x", lambda: forward(p, x3), id="forward-x-features"),
+        pytest.param("y", lambda: mse(p, x, y3), id="mse-y-examples"),
+        pytest.param("y", lambda: mse(p, x, y42), id="mse-y-outputs"),
+        pytest.param("params", lambda: forward(short, x), id="params-shapes"),
+        pytest.param("ste", lambda: step(x, "relu"), id="step-ste"),
+        pytest.param("ste", lambda: train(key, x, y, ste="straight", **kw), id="train-ste"),
+        pytest.param("n_hidden", lambda: train(key, x, y, **{**kw, "n_hidden": 0}), id="n-hidden-zero"),
+        pytest.param("num_steps", lambda: train(key, x, y, **{**kw, "num_steps": -1}), id="num-steps"),
+        pytest.param("x", lambda: train(key, x_nan, y, **kw), id="x-nan"),
+        pytest.param("y", lambda: train(key, x, y_inf, **kw), id="y-inf"),
+        pytest.param("y", lambda: train(key, x, y_short, **kw), id="y-examples"),
+        pytest.param("x", lambda: train(key, x1, y, **kw), id="x-1-d"),
+        pytest.param("slope", lambda: train(key, x, y, slope=-1.0, **kw), id="slope-negative"),
+        pytest.param("optimizer", lambda: train(key, x, y, n_hidden=3, optimizer=optax.sgd, num_steps=5),
+                     id="optimizer-factory"),
+        pytest.param("learning_rates", many(learning_rates=rates), id="learning-rates"),
+        pytest.param("chunk_size", many(chunk_size=0), id="chunk-size"),
+        pytest.param("n_hidden", lambda: init_params(key, 2, 0, 1), id="init-n-hidden"),
+        # hyperparameters of train_many: finite real numbers that fit the data's float
+        pytest.param("hyperparams['b1']", adam_with(b1=[np.nan]), id="hyperparam-nan"),
+        pytest.param("hyperparams['b1']", adam_with(b1=[np.inf]), id="hyperparam-inf"),
+        pytest.param("hyperparams['b1']", adam_with(b1=[True]), id="hyperparam-bool"),
+        pytest.param("hyperparams['b1']", adam_with(b1=np.array([0.9, 1e39])), id="hyperparam-overflows-float32"),
+        # slope: a number, read only by the sigmoid estimator
+        pytest.param("slope", lambda: train(key, x, y, slope=True, ste="sigmoid", **kw), id="slope-bool"),
+        pytest.param("slope", lambda: train(key, x, y, slope=4.0, **kw), id="slope-with-identity"),
+        pytest.param("slope", lambda: train(key, x, y, slope=4.0, ste="clipped", **kw),
+                     id="slope-with-clipped"),
+        pytest.param("slope", many(slope=4.0), id="train-many-slope-with-identity"),
+        pytest.param("slope", many(slope=1e39, ste="sigmoid"), id="slope-overflows-float32"),
+        pytest.param("hyperparams['slope']", many(hyperparams={"slope": np.array([2.0, 4.0])}),
+                     id="hyperparam-slope-with-identity"),
+        # keys: one key for train, a 1-D batch for train_many
+        pytest.param("key", lambda: train(0, x, y, **kw), id="key-int"),
+        pytest.param("key", lambda: train(float_key, x, y, **kw), id="key-float-array"),
+        pytest.param("key", lambda: train(raw_3, x, y, **kw), id="key-uint32-wrong-shape"),
+        pytest.param("key", lambda: train(keys, x, y, **kw), id="key-batch"),
+        pytest.param("keys", many(keys=0), id="keys-int"),
+        pytest.param("keys", many(keys=key), id="keys-one-key"),
+        pytest.param("keys", many(keys=float_keys), id="keys-float-array"),
+        pytest.param("keys", many(keys=raw_23), id="keys-uint32-wrong-shape"),
+        pytest.param("keys", many(keys=no_keys), id="keys-empty"),
+        # sizes, estimated before compiling (far beyond any machine's memory)
+        pytest.param("n_hidden", lambda: train(key, x, y, **{**kw, "n_hidden": 10**11}), id="train-huge"),
+        pytest.param("num_steps", lambda: train(key, x, y, **{**kw, "num_steps": 10**13}),
+                     id="train-long-history"),
+        pytest.param("n_hidden", many(n_hidden=10**11), id="train-many-huge"),
     ]
 
 
-@pytest.mark.parametrize("i", range(len(bad_calls())))
-def test_bad_input_names_the_argument(i):
-    name, call = bad_calls()[i]
-    with pytest.raises((ValueError, TypeError), match=name):
+@pytest.mark.parametrize("name, call", bad_calls())
+def test_bad_input_names_the_argument(name, call):
+    from jaxdescent import count_compilations
+
+    with count_compilations() as c, pytest.raises((ValueError, TypeError), match=re.escape(name)):
         call()
+    assert c.count == 0  # refused before compiling
+
+
+def test_defaults_and_raw_keys_are_accepted():
+    x, y = datasets.xor()
+    kw = dict(n_hidden=2, num_steps=1)
+    # a slope equal to the default is not "set": the experiments pass slope=1.0 with every estimator
+    p_typed, _ = train(jax.random.key(3), x, y, optimizer=optax.sgd(0.1), slope=1.0, ste="clipped", **kw)
+    p_raw, _ = train(jax.random.PRNGKey(3), x, y, optimizer=optax.sgd(0.1), **kw)
+    chex.assert_trees_all_close(p_typed.w1.shape, p_raw.w1.shape)
+    params, _ = train_many(jax.random.split(jax.random.PRNGKey(0), 2), x, y, learning_rates=jnp.array([0.1]),
+                           optimizer_factory=optax.sgd, hyperparams={"momentum": np.array([0.0, 0.9])}, **kw)
+    assert params.w1.shape == (1, 2, 2, 3, 2)

@@ -104,11 +104,35 @@ def test_sharpness_inside_a_sweep_fn_run():
     pytest.param(dict(method="qr"), ValueError, "method", id="method"),
     pytest.param(dict(num_iterations=0), ValueError, "num_iterations", id="zero-iterations"),
     pytest.param(dict(num_iterations=2.5), TypeError, "num_iterations", id="float-iterations"),
+    pytest.param(dict(w=jnp.zeros(0), loss_fn=lambda w: jnp.sum(w**2)), ValueError, "w", id="empty-array-w"),
+    pytest.param(dict(w={}, loss_fn=lambda w: jnp.float32(0)), ValueError, "w", id="empty-dict-w"),
+    pytest.param(dict(w={"a": jnp.zeros((3, 0))}, loss_fn=lambda p: jnp.sum(p["a"])), ValueError, "w",
+                 id="empty-leaf-w"),
+    pytest.param(dict(key=0), TypeError, "key", id="int-key"),
+    pytest.param(dict(key=np.zeros(2, np.float32)), TypeError, "key", id="float-key"),
+    pytest.param(dict(key=np.zeros(3, np.uint32)), TypeError, "key", id="uint32-key-wrong-shape"),
+    pytest.param(dict(key="batch"), TypeError, "key", id="batch-of-keys"),
+    # sizes, estimated before compiling (far beyond any machine's memory)
+    pytest.param(dict(w="10M", loss_fn=lambda w: jnp.sum(w**2), num_iterations=10**5), ValueError, "num_iterations",
+                 id="lanczos-basis-too-large"),
+    pytest.param(dict(w="10M", loss_fn=lambda w: jnp.sum(w**2), method="dense"), ValueError, "method",
+                 id="dense-hessian-too-large"),
 ])
 def test_sharpness_bad_input_names_the_argument(kwargs, error, name):
     args = dict(loss_fn=bowl, w=jnp.zeros(2)) | kwargs
-    with pytest.raises(error, match=name):
+    if isinstance(args["w"], str):
+        args["w"] = jnp.zeros(10**7)
+    if isinstance(args.get("key"), str):
+        args["key"] = jax.random.split(jax.random.key(0), 2)
+    with count_compilations() as c, pytest.raises(error, match=name):
         sharpness(args.pop("loss_fn"), args.pop("w"), **args)
+    assert c.count == 0  # refused before compiling
+
+
+def test_sharpness_takes_a_typed_or_a_raw_key():
+    typed = sharpness(bowl, jnp.array([0.3, -1.0]), key=jax.random.key(1))
+    raw = sharpness(bowl, jnp.array([0.3, -1.0]), key=jax.random.PRNGKey(1))
+    assert float(typed) == pytest.approx(4.0, rel=1e-5) and float(raw) == pytest.approx(4.0, rel=1e-5)
 
 
 # ---------------------------------------------------------------- gradient_descent: record_every, track_sharpness
@@ -269,11 +293,18 @@ def test_new_learning_rates_reuse_the_compilation():
     pytest.param(dict(max_period=0), ValueError, "max_period", id="max-period"),
     pytest.param(dict(rtol=-1.0), ValueError, "rtol", id="rtol"),
     pytest.param(dict(divergence_bound=0.0), ValueError, "divergence_bound", id="bound"),
+    pytest.param(dict(w0=jnp.zeros(0), loss_fn=lambda w: jnp.sum(w**2)), ValueError, "w0", id="empty-array-w0"),
+    pytest.param(dict(w0={}, loss_fn=lambda w: jnp.float32(0)), ValueError, "w0", id="empty-dict-w0"),
+    pytest.param(dict(keep=2e9, num_steps=3 * 10**9), TypeError, "keep", id="keep-huge-float"),
+    # every learning rate's tail: 2e9 iterates of 1000 parameters, far beyond any machine's memory
+    pytest.param(dict(keep=2 * 10**9, num_steps=3 * 10**9, w0=jnp.zeros(1000),
+                      loss_fn=lambda w: jnp.sum(w**2)), ValueError, "keep", id="keep-too-large"),
 ])
 def test_bifurcation_bad_input_names_the_argument(kwargs, error, name):
-    args = dict(loss_fn=sextic, w0=0.5, learning_rates=np.array([0.1, 0.2]), num_steps=100, keep=10) | kwargs
-    with pytest.raises(error, match=name):
+    args = dict(loss_fn=sextic, w0=jnp.array(0.5), learning_rates=np.array([0.1, 0.2]), num_steps=100, keep=10) | kwargs
+    with count_compilations() as c, pytest.raises(error, match=name):
         bifurcation(args.pop("loss_fn"), args.pop("w0"), args.pop("learning_rates"), **args)
+    assert c.count == 0  # refused before compiling
 
 
 def test_the_readme_example_prints_what_it_says(capsys):
