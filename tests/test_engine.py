@@ -754,14 +754,19 @@ def test_out_refuses_other_folders(tmp_path, small_pieces):
 
 def test_out_refuses_a_folder_in_use(tmp_path):
     sweep_fn(saved_fn, SAVE_AXES, seeds=2, out=tmp_path)
+    finished = (tmp_path / "results.npz").read_bytes()
     (tmp_path / results.LOCK).write_text(str(os.getppid()))  # a live process holds it
+    # A finished result is read without the lock (files are only replaced by rename; read-only media work)
+    np.testing.assert_array_equal(sweep_fn(saved_fn, SAVE_AXES, seeds=2, out=tmp_path).metrics["y"],
+                                  saved_reference().metrics["y"])
+    (tmp_path / "results.npz").unlink()  # unfinished: computing needs the folder to itself
     with pytest.raises(ValueError, match="in use"):
         sweep_fn(saved_fn, SAVE_AXES, seeds=2, out=tmp_path)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
     (tmp_path / results.LOCK).write_text(dead.stdout.strip())  # its owner is gone: taken over
     got = sweep_fn(saved_fn, SAVE_AXES, seeds=2, out=tmp_path)
     np.testing.assert_array_equal(got.metrics["y"], saved_reference().metrics["y"])
-    assert not (tmp_path / results.LOCK).exists()
+    assert not (tmp_path / results.LOCK).exists() and (tmp_path / "results.npz").read_bytes() == finished
 
 
 def test_sweep_with_hyperparams_saves_and_loads(tmp_path):
