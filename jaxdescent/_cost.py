@@ -13,8 +13,8 @@ any width from 2 to 32 than one run at a time).
 The model reads one run's program (its jaxpr, loop bodies counted as many
 times as they run; nothing is compiled for it):
 
-* **work per operation** = (flops of its matrix products + elements produced
-  by every other operation) / operations executed. At
+* **work per operation** = (flops of its matrix products and convolutions +
+  elements produced by every other operation) / operations executed. At
   ``LARGE_OPERATION_FLOPS`` or more the run is one run per chunk: its
   operations are large enough to run at full speed alone.
 * otherwise the chunk is as wide as keeps every core busy (at least one chunk
@@ -98,6 +98,9 @@ def count(jaxpr) -> RunCost:
         if eqn.primitive.name == "dot_general":
             (contracting, _), _ = eqn.params["dimension_numbers"]
             size *= 2 * math.prod(eqn.invars[0].aval.shape[i] for i in contracting)
+        elif eqn.primitive.name == "conv_general_dilated":  # each output: a product over the kernel's window
+            kernel = eqn.invars[1].aval.shape
+            size *= 2 * math.prod(kernel) // kernel[eqn.params["dimension_numbers"].rhs_spec[0]]
         operations, work = operations + 1, work + size
     return RunCost(operations, work, peak)
 

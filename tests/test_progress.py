@@ -174,3 +174,9 @@ def test_ctrl_c_in_threads_keeps_finished_pieces_and_resumes_bit_identical(tmp_p
     whole = start(tmp_path / "fresh", tmp_path / "b.npy")
     assert whole.wait(timeout=300) == 0
     np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+
+
+def test_cost_counts_a_convolutions_flops():
+    image, kernel = np.ones((1, 3, 8, 8), np.float32), np.ones((5, 3, 3, 3), np.float32)  # NCHW, OIHW
+    conv = _cost_of(lambda hp, key: jax.lax.conv_general_dilated(image * hp["a"], kernel, (1, 1), "VALID"))
+    assert conv.work == 3 * 8 * 8 + 2 * (5 * 6 * 6) * (3 * 3 * 3)  # the multiply's elements, then 2 x out x window
