@@ -292,7 +292,8 @@ def bifurcation(
       num_steps: updates per learning rate (static).
       keep: iterates kept at the end, 3 <= keep <= num_steps.
       max_period: the longest period searched for.
-      rtol, atol: the period tolerance.
+      rtol: the period tolerance, relative to max|w|.
+      atol: the period tolerance, absolute.
       divergence_bound: a run escapes when some |w_i| exceeds this (or is inf/nan).
       chunk_size: learning rates vmapped together (default: the engine's).
 
