@@ -142,8 +142,8 @@ def sample(space: Mapping[str, Uniform | LogUniform | Sequence], num: int, *, me
 
     Raises:
       InvalidArgument (a ValueError and a TypeError): a bad ``num``, ``method``, ``seed`` or entry
-      of ``space`` (a bound that is not a finite real number, ``low >= high``, empty choices),
-      named in the message; ``num`` points that would need more than half this machine's memory.
+        of ``space`` (a bound that is not a finite real number, ``low >= high``, empty choices),
+        named in the message; ``num`` points that would need more than half this machine's memory.
 
     Examples:
       >>> from jaxdescent import LogUniform, Uniform, sample

@@ -473,8 +473,10 @@ def sweep(
         (every process's devices after ``jax.distributed.initialize``).
       out: a folder to save finished pieces to and resume from (see
         :func:`jaxdescent.sweep_fn`).
-      piece_runs, progress: as for :func:`jaxdescent.sweep_fn` (runs per piece, default about 30 s of
-        estimated work; a bar where someone watches, ``False``, or ``progress(runs_done, num_runs)``).
+      piece_runs: as for :func:`jaxdescent.sweep_fn`: runs per piece, default about 30 s of
+        estimated work.
+      progress: as for :func:`jaxdescent.sweep_fn`: a bar where someone watches, ``False``, or
+        ``progress(runs_done, num_runs)``.
 
     Returns:
       A :class:`SweepResult` indexed ``[i_learning_rate, i_hyperparam..., i_w0, ...]``,

@@ -524,7 +524,8 @@ def train_many(
 
     Args:
       keys: a batch of ``jax.random`` keys, shape ``(seeds,)``.
-      x, y: the training data, shared by all runs.
+      x: the training inputs, shared by all runs.
+      y: the training targets, shared by all runs.
       learning_rates: shape ``(rates,)``, each finite and > 0.
       optimizer_factory: ``None`` for ``optax.sgd`` (the lecture's rule
         W := W − α ∂MSE/∂W), or an optax factory such as ``optax.adam``, called
@@ -534,7 +535,11 @@ def train_many(
         ``ste="sigmoid"``); any other name is an optimizer keyword (``b1`` for
         ``optax.adam``, ``momentum`` for ``optax.sgd``), each value a finite
         number representable in the data's float.
-      n_hidden, num_steps, ste, slope, stop_when_solved: as in :func:`train`.
+      n_hidden: as in :func:`train`.
+      num_steps: as in :func:`train`.
+      ste: as in :func:`train`.
+      slope: as in :func:`train`.
+      stop_when_solved: as in :func:`train`.
       chunk_size: how many runs are vmapped together; the chunks run one after
         another inside the same compiled program. ``None`` picks, on CPU, as
         many as keep the hidden activations within about 4 MiB (all runs for
@@ -542,8 +547,9 @@ def train_many(
         at least as fast per run as sequential ones; on GPU/TPU, up to 1 GiB of
         them (a GPU wants every run in flight at once). Results do not depend
         on it beyond float rounding.
-      devices, out, progress: as for :func:`jaxdescent.sweep_fn` (shard over
-        devices; save pieces to a folder and resume).
+      devices: as for :func:`jaxdescent.sweep_fn`: the devices to shard over.
+      out: as for :func:`jaxdescent.sweep_fn`: a folder to save pieces to and resume from.
+      progress: as for :func:`jaxdescent.sweep_fn`.
 
     Returns:
       ``(params, history)`` whose arrays have leading axes ``(rates, *hyperparams, seeds)``.

@@ -394,7 +394,8 @@ def run_pieces(
     Args:
       out_dir: the folder; it is locked for the duration (see :func:`lock`).
       config: JSON-able identity of the run (see :func:`prepare`).
-      num_runs, piece_runs: how many runs, and how many per piece.
+      num_runs: how many runs.
+      piece_runs: how many runs per piece.
       fields: name → (per-run shape, dtype string) of every array a piece holds.
       compute_piece: ``(start, stop)`` → dict of arrays with ``stop - start`` runs first.
       extra: arrays stored beside the results (coordinates).

@@ -96,10 +96,10 @@ def grid_search(loss_fn: Callable[[jax.Array], jax.Array], lo: float, hi: float,
 
     Raises:
       InvalidArgument (a ValueError and a TypeError): ``lo``, ``hi`` or ``step`` not finite numbers
-      with ``lo < hi`` and ``step > 0``; ``lo`` or ``hi`` beyond the default float's range; a ``step``
-      so small that grid points coincide in that float (or are subnormal, which XLA flushes to 0);
-      more points than half the memory holds; a ``loss_fn`` that does not return a real scalar, or
-      is NaN at every grid point.
+        with ``lo < hi`` and ``step > 0``; ``lo`` or ``hi`` beyond the default float's range; a ``step``
+        so small that grid points coincide in that float (or are subnormal, which XLA flushes to 0);
+        more points than half the memory holds; a ``loss_fn`` that does not return a real scalar, or
+        is NaN at every grid point.
 
     Examples:
       >>> from jaxdescent import grid_search

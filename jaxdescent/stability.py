@@ -319,7 +319,8 @@ def bifurcation(
       keep: iterates kept at the end, an int with 3 <= keep <= num_steps
         (memory: keep iterates of w0's size per learning rate).
       max_period: the longest period searched for.
-      rtol, atol: the period tolerance.
+      rtol: the period tolerance, relative to max|w|.
+      atol: the period tolerance, absolute.
       divergence_bound: a run escapes when some |w_i| exceeds this (or is inf/nan).
       chunk_size: learning rates vmapped together (default: the engine's).
 

@@ -18,6 +18,9 @@ import textwrap
 
 import pytest
 
+# each case starts fresh processes with forced devices: minutes on 2 cores (.ci/run runs them)
+pytestmark = pytest.mark.slow
+
 CASES = textwrap.dedent("""
     import functools, itertools, sys, tempfile
     import numpy as np, jax, jax.numpy as jnp, optax

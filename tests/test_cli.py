@@ -109,6 +109,7 @@ def test_killed_sweep_resumes_bit_identical(tmp_path):
     assert a["diverged"].any() and (a["converged_step"] >= 0).any()
 
 
+@pytest.mark.slow  # a subprocess: over 10 s on 2 cores
 def test_reproduce_writes_table_and_figures(tmp_path):
     pytest.importorskip("matplotlib")
     run("reproduce", "--out", str(tmp_path), "--quiet")
@@ -491,6 +492,7 @@ def _same(a, b):
         np.testing.assert_array_equal(a[k], b[k])
 
 
+@pytest.mark.slow  # a subprocess: over 10 s on 2 cores
 def test_ctrl_c_keeps_the_finished_pieces_says_so_and_resumes(tmp_path):
     out = tmp_path / "interrupted"
     proc = _start_and_wait(out)

@@ -7,6 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# every experiment script in its own process: 15-90 s each on 2 cores (.ci/run runs them)
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("matplotlib")
 ROOT = Path(__file__).parents[1]
 

@@ -71,6 +71,7 @@ def test_slow_path_reaches_076():
     assert ROWS["α = 0.01: w after 1000 steps"].float64 == pytest.approx(0.754878, abs=1e-6)
 
 
+@pytest.mark.slow  # a subprocess: over 10 s on 2 cores
 def test_cli_json():
     out = subprocess.run([sys.executable, "-m", "jaxdescent.cli", "reproduce", "--json"],
                          capture_output=True, text=True, check=True).stdout
@@ -79,6 +80,7 @@ def test_cli_json():
     assert any(r["agrees"] is False for r in rows)
 
 
+@pytest.mark.slow  # a subprocess: over 10 s on 2 cores
 def test_cli_table_and_script():
     out = subprocess.run([sys.executable, "experiments/reproduce_lecture.py"],
                          capture_output=True, text=True, check=True).stdout

@@ -4,6 +4,9 @@ from pathlib import Path
 
 import pytest
 
+# a Jupyter kernel running the whole quickstart (.ci/run runs it)
+pytestmark = pytest.mark.slow
+
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 

@@ -148,6 +148,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a subprocess: over 10 s on 2 cores
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT")
 def test_ctrl_c_in_threads_keeps_finished_pieces_and_resumes_bit_identical(tmp_path):
     def start(out, npy):

@@ -7,9 +7,13 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 from jaxdescent import sweep
 from jaxdescent.losses import sextic
+
+# two processes and a coordinator on 127.0.0.1 (.ci/run runs it)
+pytestmark = pytest.mark.slow
 
 WORKER = textwrap.dedent("""
     import sys
