@@ -108,3 +108,31 @@ def test_quadratics_quick(tmp_path):
         assert float(theory) == pytest.approx((float(kappa) - 1) / (float(kappa) + 1), rel=1e-5)
         assert float(rate) == pytest.approx(float(theory), abs=1e-5)
     assert (tmp_path / "quadratics.png").stat().st_size > 10_000
+
+
+def test_engine_overhead_quick(tmp_path):
+    pytest.importorskip("sklearn")
+    import json
+
+    out = script("benchmarks/engine_overhead.py", "--out", str(tmp_path), "--quick")
+    (path,) = tmp_path.glob("engine_overhead_*_quick.json")  # named after the backend
+    report = json.loads(path.read_text())
+    rows = {r["workload"]: r for r in report["rows"]}
+    assert list(rows) == ["sextic", "fullbatch_mlp", "minibatch_mlp", "step_network", "conv_net"]
+    table = path.with_suffix(".txt").read_text()
+    assert table in out
+    for name, r in rows.items():
+        assert name in table and r["runs"] > 1 and r["best_chunk"] is not None
+        assert all(r[k] > 0 for k in ("sweep_fn_s", "vmap_s", "flat_vmap_s", "loop_s"))  # timed, not how fast
+        assert r["loop_runs_timed"] == r["runs"]  # --quick: the loop did every run, nothing extrapolated
+        if name == "step_network":
+            # The step net's exact Heaviside forward turns the last bit of the first update into a different
+            # net within a few steps, and sweep_fn compiles its CPU program with a wider vector width, which
+            # contracts multiply-adds differently: the same jit(vmap) compiled with sweep_fn's options agrees.
+            assert r["identical_flat"] or r["identical_flat_same_options"], r
+        else:  # smooth trainings: sweep_fn's metrics equal the hand-written jit(vmap)'s (rounding at most)
+            assert r["identical_vmap"] or r["max_rel_diff_vmap"] < 1e-5, r
+            assert r["identical_flat"] or r["max_rel_diff_flat"] < 1e-5, r
+            assert r["int_equal_vmap"] == 1.0, r
+        assert r["max_rel_diff_loop"] < 1e-5 or name == "step_network", r
+    assert path.with_suffix(".csv").read_text().count("\n") == 1 + len(rows)

@@ -1,0 +1,686 @@
+"""Engine overhead: ``jaxdescent.sweep_fn`` on researchers' own training functions, against the code they would write.
+
+Five training functions written as a researcher writes them (closing over
+their data, optax inside, ``fn(hp, key) -> metrics``), each run over its
+hyperparameter points × seeds in these ways, side by side in one process:
+
+  a. ``sweep_fn(fn, axes, seeds=..., product=...)`` with the library's defaults;
+  b. a hand-written ``jax.jit(jax.vmap(...))`` over the same runs with the same
+     keys (seed ``s`` gets ``fold_in(key(0), s)``, as in sweep_fn), nested as a
+     researcher writes it: one vmap per grid axis (or one over the points),
+     the seeds' keys innermost, each vmap batching only its own axis, so what
+     depends on the seed alone (initial weights, minibatch indices) is computed
+     once per seed. Also timed, as "flat vmap": one vmap over every run with
+     its own key, which is how sweep_fn batches; it tells the engine's own
+     cost (flat vmap vs sweep_fn) from the batching's (jit(vmap) vs flat vmap);
+  c. a Python loop over ``jax.jit(fn)`` compiled once, one run per call, each
+     call waited for (what a sequential Optuna-style trial loop does). When the
+     loop would take more than ``--loop-budget`` seconds it stops there and its
+     time is extrapolated linearly to all runs (marked ``*``; the runs it did
+     are spread over the grid);
+  d. ``sweep_fn`` with the best ``chunk_size`` found by hand: every power of two
+     from 1 up to the run count (and the run count) is compiled and timed once,
+     and the fastest takes part in the timed rounds (``--skip-chunks``: none).
+
+The methods are timed interleaved: ``--repeats`` rounds (default 3), each
+running every method once, the order rotating each round, and the best of
+each is reported. Compilation is timed separately from running: for (a) and
+(d) it is the first call minus the best later call; for (b) and (c) the time
+of ``.lower(...).compile()``. Each workload checks that (a) and (b) give the
+same metrics (bit-identical, or the largest relative difference), and (a)
+against the flat vmap and the loop's runs; where (a) and the flat vmap
+differ, the flat vmap is compiled again with the XLA options sweep_fn
+compiles its CPU program with, to tell rounding from a real difference.
+
+The workloads (``--only NAME`` runs one) and their default sizes (``SIZES``):
+
+  sextic          f(w) = w⁶/6 + w²/2 − w, 1000 plain GD steps (``lax.fori_loop``),
+                  256 learning rates × 256 start points; the final loss and
+                  the first diverged step.
+  fullbatch_mlp   tanh MLP 64→32→10 on the digits, full batch, AdamW; 64 Sobol
+                  points of learning rate × weight decay, one seed, 100 steps.
+  minibatch_mlp   tanh MLP 64→64→10, batches of 128, AdamW on a hand-written
+                  warmup-cosine schedule (the warmup fraction is a traced
+                  hyperparameter), validation accuracy every 10 steps (the
+                  curve is a metric); 32 Sobol points × 8 seeds, 100 steps.
+  step_network    jaxdescent.network's step net (exact Heaviside forward,
+                  sigmoid straight-through backward) on 5-bit parity, plain
+                  SGD; 16 learning rates × 16 surrogate slopes × 4 seeds, 1000 steps.
+  conv_net        a small conv net (3×3 conv, 8 channels, 2×2 average pool,
+                  dense) on the 8×8 digits, batches of 64, SGD with momentum;
+                  16 Sobol points of learning rate × momentum × 2 seeds, 100 steps.
+
+Shrunk to fit well under 12 minutes on 2 cores: the full-batch MLP was meant
+as 256 points × 300 steps (about 40 s per sweep_fn call here), the minibatch
+MLP as 1000 steps (about 50 s), the conv net as 32 points × 2 seeds × 500
+steps (about 40 s); with the chunk search and three rounds each of those
+would take a quarter of an hour or more on its own. The sextic grid is
+256 × 256 rather than 64 × 64, whose 4096 runs take a few milliseconds.
+
+The footnotes give, per workload, the load average before it, how many cores
+each method kept busy (CPU seconds / wall seconds, whole process), and the
+chunk-size search. On a shared machine compare rows of one run only.
+
+    python experiments/benchmarks/engine_overhead.py                       # all five, best of 3 (~7 min, 2 idle cores)
+    python experiments/benchmarks/engine_overhead.py --quick               # tiny sizes, under a minute (smoke test)
+    python experiments/benchmarks/engine_overhead.py --only minibatch_mlp --repeats 5
+
+The table is printed and written, with its JSON and CSV, to ``--out`` (default
+experiments/benchmarks/out/).
+"""
+
+import argparse
+import csv
+import json
+import os
+import pathlib
+import platform
+import resource
+import time
+
+WORKLOADS = ("sextic", "fullbatch_mlp", "minibatch_mlp", "step_network", "conv_net")
+
+# Per workload: its sizes at the default settings and with --quick.
+SIZES = {
+    "sextic": {"default": dict(n_lr=256, n_w0=256, steps=1000),
+               "quick": dict(n_lr=16, n_w0=32, steps=100)},  # > 256 runs: sweep_fn splits the call over threads
+    "fullbatch_mlp": {"default": dict(points=64, steps=100),
+                      "quick": dict(points=8, steps=20)},
+    "minibatch_mlp": {"default": dict(points=32, seeds=8, steps=100, eval_every=10),
+                      "quick": dict(points=4, seeds=2, steps=40, eval_every=10)},
+    "step_network": {"default": dict(n_lr=16, n_slope=16, seeds=4, steps=1000),
+                     "quick": dict(n_lr=3, n_slope=2, seeds=2, steps=50)},
+    "conv_net": {"default": dict(points=16, seeds=2, steps=100, batch=64),
+                 "quick": dict(points=4, seeds=2, steps=20, batch=16)},
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test, under a minute)")
+    parser.add_argument("--only", choices=WORKLOADS, default=None, help="run this workload only")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds; the best of each method is reported")
+    parser.add_argument("--skip-chunks", action="store_true", help="skip (d), the search for the best chunk_size")
+    parser.add_argument("--loop-budget", type=float, default=8.0,
+                        help="seconds the Python loop (c) may run per round before it is extrapolated")
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path(__file__).parent / "out")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    return args
+
+
+ARGS = parse_args()
+# jaxdescent first: its import sets XLA's compiled-loop flag, which JAX reads once, when its backend starts.
+import jaxdescent  # noqa: E402, I001
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import jaxlib  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+from jax import lax  # noqa: E402
+
+from jaxdescent import LogUniform, Uniform, datasets, network, sample, sweep_fn  # noqa: E402
+
+COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                  "/jax/core/compile/backend_compile_duration")
+
+
+# ---------------------------------------------------------------- the workloads: a researcher's training functions
+
+
+def sextic(n_lr, n_w0, steps):
+    """Plain gradient descent on f(w) = w⁶/6 + w²/2 − w from w0 with a learning rate: the final loss and the
+    first step at which w was not finite or beyond 1e10 (−1: never)."""
+
+    def f(w):
+        return w**6 / 6 + w**2 / 2 - w
+
+    def train(hp, key):
+        lr = hp["learning_rate"]
+
+        def body(t, carry):
+            w, diverged = carry
+            loss, g = jax.value_and_grad(f)(w)
+            bad = ~jnp.isfinite(loss) | (jnp.abs(w) > 1e10)
+            diverged = jnp.where((diverged < 0) & bad, t, diverged)
+            return w - lr * g, diverged
+
+        w, diverged = lax.fori_loop(0, steps, body, (hp["w0"], jnp.int32(-1)))
+        return {"final_loss": f(w), "diverged_step": diverged}
+
+    axes = {"learning_rate": np.logspace(-3, 0, n_lr).astype(np.float32),
+            "w0": np.linspace(-2, 2, n_w0).astype(np.float32)}
+    return train, axes, dict(product=True, seeds=None)
+
+
+def digits():
+    if "digits" not in _DATA:
+        _DATA["digits"] = datasets.digits()
+    return _DATA["digits"]
+
+
+_DATA = {}
+
+
+def init_mlp(key, sizes):
+    keys = jax.random.split(key, len(sizes) - 1)
+    return [{"w": jax.random.normal(k, (m, n)) / np.sqrt(m), "b": jnp.zeros(n)}
+            for k, m, n in zip(keys, sizes[:-1], sizes[1:])]
+
+
+def mlp(params, x):
+    for layer in params[:-1]:
+        x = jnp.tanh(x @ layer["w"] + layer["b"])
+    return x @ params[-1]["w"] + params[-1]["b"]
+
+
+def fullbatch_mlp(points, steps):
+    """A 64→32→10 tanh MLP trained on the whole digits training set with AdamW; the run's key sets the
+    initial weights (one seed: every point starts from the same net)."""
+    x_train, y_train, x_test, y_test = digits()
+
+    def loss_fn(params):
+        return optax.softmax_cross_entropy(mlp(params, x_train), y_train).mean()
+
+    def train(hp, key):
+        params = init_mlp(key, (64, 32, 10))
+        opt = optax.adamw(hp["learning_rate"], weight_decay=hp["weight_decay"])
+
+        def body(carry, _):
+            params, state = carry
+            loss, grads = jax.value_and_grad(loss_fn)(params)
+            updates, state = opt.update(grads, state, params)
+            return (optax.apply_updates(params, updates), state), loss
+
+        (params, _), losses = lax.scan(body, (params, opt.init(params)), None, length=steps)
+        accuracy = jnp.mean(jnp.argmax(mlp(params, x_test), -1) == jnp.argmax(y_test, -1))
+        return {"final_loss": losses[-1], "min_loss": losses.min(), "test_accuracy": accuracy}
+
+    axes = sample({"learning_rate": LogUniform(1e-4, 1e-1), "weight_decay": LogUniform(1e-5, 1e-1)}, points,
+                  method="sobol")
+    return train, axes, dict(product=False, seeds=None)
+
+
+def minibatch_mlp(points, seeds, steps, eval_every, batch=128):
+    """A 64→64→10 tanh MLP, minibatches of 128 drawn without replacement each step, AdamW on a warmup-cosine
+    schedule written by hand (so the warmup length can be traced); a validation accuracy curve."""
+    x_all, y_all, x_test, y_test = digits()
+    split = np.random.default_rng(1).permutation(x_all.shape[0])
+    n_val = x_all.shape[0] // 5
+    x_val, y_val = x_all[split[:n_val]], y_all[split[:n_val]]
+    x_train, y_train = x_all[split[n_val:]], y_all[split[n_val:]]
+    n_train = x_train.shape[0]
+
+    def schedule(peak, warmup_fraction):
+        warmup = jnp.maximum(warmup_fraction * steps, 1.0)
+
+        def lr(count):
+            t = count.astype(jnp.float32)
+            progress = jnp.clip((t - warmup) / jnp.maximum(steps - warmup, 1.0), 0.0, 1.0)
+            return jnp.where(t < warmup, peak * t / warmup, 0.5 * peak * (1 + jnp.cos(jnp.pi * progress)))
+
+        return lr
+
+    def accuracy(params, x, y):
+        return jnp.mean(jnp.argmax(mlp(params, x), -1) == jnp.argmax(y, -1))
+
+    def loss_fn(params, x, y):
+        return optax.softmax_cross_entropy(mlp(params, x), y).mean()
+
+    def train(hp, key):
+        init_key, batch_key = jax.random.split(key)
+        params = init_mlp(init_key, (64, 64, 10))
+        opt = optax.adamw(schedule(hp["learning_rate"], hp["warmup"]), weight_decay=hp["weight_decay"])
+
+        def step(carry, t):
+            params, state = carry
+            idx = jax.random.permutation(jax.random.fold_in(batch_key, t), n_train)[:batch]
+            loss, grads = jax.value_and_grad(loss_fn)(params, x_train[idx], y_train[idx])
+            updates, state = opt.update(grads, state, params)
+            return (optax.apply_updates(params, updates), state), loss
+
+        def block(carry, b):
+            carry, losses = lax.scan(step, carry, b * eval_every + jnp.arange(eval_every))
+            return carry, (losses.mean(), accuracy(carry[0], x_val, y_val))
+
+        (params, _), (train_curve, val_curve) = lax.scan(block, (params, opt.init(params)),
+                                                         jnp.arange(steps // eval_every))
+        return {"val_curve": val_curve, "train_curve": train_curve, "best_val_accuracy": val_curve.max(),
+                "test_accuracy": accuracy(params, x_test, y_test)}
+
+    axes = sample({"learning_rate": LogUniform(1e-4, 1e-1), "weight_decay": LogUniform(1e-5, 1e-1),
+                   "warmup": Uniform(0.0, 0.3)}, points, method="sobol")
+    return train, axes, dict(product=False, seeds=seeds)
+
+
+def step_network(n_lr, n_slope, seeds, steps, n_hidden=16):
+    """jaxdescent.network's step network on 5-bit parity (exact Heaviside forward, sigmoid straight-through
+    backward), plain SGD on the lecture's MSE: final MSE, accuracy and the first step with every pattern right."""
+    x, y = datasets.parity(5)
+    labels = y[:, 0].astype(jnp.int32)
+
+    def train(hp, key):
+        params = network.init_params(key, x.shape[1], n_hidden, y.shape[1])
+        opt = optax.sgd(hp["learning_rate"])
+
+        def loss_fn(p):
+            return network.mse(p, x, y, ste="sigmoid", slope=hp["slope"])
+
+        def body(carry, t):
+            params, state, solved = carry
+            loss, grads = jax.value_and_grad(loss_fn)(params)
+            solved = jnp.where((solved < 0) & (loss == 0), t, solved)
+            updates, state = opt.update(grads, state, params)
+            return (optax.apply_updates(params, updates), state, solved), loss
+
+        (params, _, solved), losses = lax.scan(body, (params, opt.init(params), jnp.int32(-1)), jnp.arange(steps))
+        return {"final_mse": network.mse(params, x, y), "min_mse": losses.min(), "solved_step": solved,
+                "accuracy": jnp.mean(network.predict(params, x) == labels)}
+
+    axes = {"learning_rate": np.logspace(-2, 0.5, n_lr).astype(np.float32),
+            "slope": np.logspace(0, 1.5, n_slope).astype(np.float32)}
+    return train, axes, dict(product=True, seeds=seeds)
+
+
+def conv_net(points, seeds, steps, batch, channels=8):
+    """A 3×3 conv (8 channels, SAME) → ReLU → 2×2 average pool → dense 10 on the 8×8 digits, minibatch SGD with
+    momentum; the key sets the initial weights and the batches."""
+    x_train, y_train, x_test, y_test = digits()
+    img_train, img_test = x_train.reshape(-1, 8, 8, 1), x_test.reshape(-1, 8, 8, 1)
+    n_train = img_train.shape[0]
+
+    def init(key):
+        k1, k2 = jax.random.split(key)
+        return {"conv": jax.random.normal(k1, (3, 3, 1, channels)) / 3.0, "conv_b": jnp.zeros(channels),
+                "dense": jax.random.normal(k2, (16 * channels, 10)) / np.sqrt(16 * channels), "dense_b": jnp.zeros(10)}
+
+    def logits(p, images):
+        h = lax.conv_general_dilated(images, p["conv"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        h = jax.nn.relu(h + p["conv_b"])
+        h = h.reshape(h.shape[0], 4, 2, 4, 2, channels).mean(axis=(2, 4))
+        return h.reshape(h.shape[0], -1) @ p["dense"] + p["dense_b"]
+
+    def loss_fn(p, images, y):
+        return optax.softmax_cross_entropy(logits(p, images), y).mean()
+
+    def train(hp, key):
+        init_key, batch_key = jax.random.split(key)
+        params = init(init_key)
+        opt = optax.sgd(hp["learning_rate"], momentum=hp["momentum"])
+
+        def body(carry, t):
+            params, state = carry
+            idx = jax.random.randint(jax.random.fold_in(batch_key, t), (batch,), 0, n_train)
+            loss, grads = jax.value_and_grad(loss_fn)(params, img_train[idx], y_train[idx])
+            updates, state = opt.update(grads, state, params)
+            return (optax.apply_updates(params, updates), state), loss
+
+        (params, _), losses = lax.scan(body, (params, opt.init(params)), jnp.arange(steps))
+        accuracy = jnp.mean(jnp.argmax(logits(params, img_test), -1) == jnp.argmax(y_test, -1))
+        return {"final_loss": losses[-20:].mean(), "test_accuracy": accuracy}
+
+    axes = sample({"learning_rate": LogUniform(1e-3, 3e-1), "momentum": Uniform(0.0, 0.95)}, points, method="sobol")
+    return train, axes, dict(product=False, seeds=seeds)
+
+
+BUILDERS = {"sextic": sextic, "fullbatch_mlp": fullbatch_mlp, "minibatch_mlp": minibatch_mlp,
+            "step_network": step_network, "conv_net": conv_net}
+
+
+# ---------------------------------------------------------------- the methods
+
+
+def expand(axes, product, seeds):
+    """Every run as flat arrays (one per hyperparameter, and the seed index), in sweep_fn's order, and the shape
+    sweep_fn lays the runs out in (grid axes or points, then seeds)."""
+    names = list(axes)
+    cols = [np.asarray(axes[n]).astype(jax.dtypes.canonicalize_dtype(np.asarray(axes[n]).dtype)) for n in names]
+    n_seeds = seeds or 1
+    if product:
+        grids = np.meshgrid(*cols, np.arange(n_seeds, dtype=np.int32), indexing="ij")
+        values, seed_index = [g.ravel() for g in grids[:-1]], grids[-1].ravel()
+        shape = tuple(len(c) for c in cols)
+    else:
+        values = [np.repeat(c, n_seeds) for c in cols]
+        seed_index = np.tile(np.arange(n_seeds, dtype=np.int32), len(cols[0]))
+        shape = (len(cols[0]),)
+    return names, values, seed_index, shape + ((seeds,) if seeds else ())
+
+
+def cpu_seconds():
+    """CPU time of this process, every thread (XLA's and the engine's) included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(fn, cpu=None):
+    """(wall seconds, fn()'s result, waited for); with a list ``cpu``, appends the CPU seconds it took."""
+    start, start_cpu = time.perf_counter(), cpu_seconds()
+    out = jax.block_until_ready(fn())
+    wall = time.perf_counter() - start
+    if cpu is not None:
+        cpu.append(cpu_seconds() - start_cpu)
+    return wall, out
+
+
+class Events:
+    """Seconds of JAX's compile events (trace, lowering, XLA compile) while ``with`` runs, by event."""
+
+    def __init__(self):
+        self.seconds = {}
+        self.active = False
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+
+    def _listen(self, name, duration, **kwargs):
+        if self.active and name in COMPILE_EVENTS:
+            self.seconds[name] = self.seconds.get(name, 0.0) + duration
+
+    def __enter__(self):
+        self.seconds, self.active = {}, True
+        return self
+
+    def __exit__(self, *exc):
+        self.active = False
+
+    def total(self):
+        return sum(self.seconds.values())
+
+    def close(self):
+        jax.monitoring.unregister_event_duration_listener(self._listen)
+
+
+def compare(a, b):
+    """(bit-identical, largest relative difference over every leaf, fraction of equal integer entries)."""
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    if jax.tree_util.tree_structure(a) != jax.tree_util.tree_structure(b):
+        raise AssertionError(f"different metric structures: {jax.tree_util.tree_structure(a)} vs "
+                             f"{jax.tree_util.tree_structure(b)}")
+    identical, worst, int_equal, int_total = True, 0.0, 0, 0
+    for x, y in zip(la, lb):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.shape != y.shape or x.dtype != y.dtype:
+            raise AssertionError(f"a metric differs in shape or dtype: {x.shape} {x.dtype} vs {y.shape} {y.dtype}")
+        identical &= bool(np.array_equal(x, y, equal_nan=np.issubdtype(x.dtype, np.inexact)))
+        if np.issubdtype(x.dtype, np.inexact):
+            x64, y64 = x.astype(np.float64), y.astype(np.float64)
+            both_nan = np.isnan(x64) & np.isnan(y64)
+            same_inf = np.isinf(x64) & (x64 == y64)
+            scale = np.maximum(np.abs(x64), np.abs(y64))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rel = np.where(both_nan | same_inf | (scale == 0), 0.0, np.abs(x64 - y64) / scale)
+            rel = np.where(np.isnan(rel), np.inf, rel)  # NaN in one of them only
+            worst = max(worst, float(rel.max(initial=0.0)))
+        else:
+            int_equal += int(np.sum(x == y))
+            int_total += x.size
+    return identical, worst, (int_equal / int_total if int_total else 1.0)
+
+
+def describe_check(check):
+    identical, rel, int_frac = check
+    if identical:
+        return "bit-identical"
+    return f"max rel diff {rel:.2g}" + (f", ints equal {int_frac:.1%}" if int_frac < 1 else "")
+
+
+def hand_vmap(fn, names, product, seeds, key):
+    """(b) as a researcher writes it: one ``vmap`` per grid axis (or one over the points), the seeds' keys
+    innermost, each vmap batching only its own axis. What depends on the seed alone (initial weights, the
+    minibatch indices) is then computed once per seed, not once per run."""
+
+    def batched(cols):
+        keys = (jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(seeds)) if seeds
+                else jax.random.fold_in(key, 0))
+        f = lambda vals, k: fn(dict(zip(names, vals)), k)
+        if seeds:
+            f = jax.vmap(f, in_axes=(None, 0))
+        if product:
+            for i in reversed(range(len(names))):
+                f = jax.vmap(f, in_axes=([0 if j == i else None for j in range(len(names))], None))
+        else:
+            f = jax.vmap(f, in_axes=(0, None))
+        return f(cols, keys)
+
+    return batched
+
+
+def flat_vmap(fn, names, key):
+    """One ``vmap`` over every run with its own key, ``fold_in(key, seed)``: the batching sweep_fn does."""
+
+    def batched(values, seed_index):
+        return jax.vmap(lambda vals, s: fn(dict(zip(names, vals)), jax.random.fold_in(key, s)))(values, seed_index)
+
+    return batched
+
+
+def bench_workload(name, args, events):
+    sizes = SIZES[name]["quick" if args.quick else "default"]
+    fn, axes, opts = BUILDERS[name](**sizes)
+    product, seeds = opts["product"], opts["seeds"]
+    names, values, seed_index, shape = expand(axes, product, seeds)
+    num_runs = len(seed_index)
+    key0 = jax.random.key(0)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\n== {name}: {num_runs} runs, sizes {sizes}, load average {load:.2f}", flush=True)
+    unflatten = lambda tree: jax.tree_util.tree_map(lambda x: x.reshape(shape + x.shape[1:]), tree)
+
+    # (a) sweep_fn with the defaults. The first call traces, compiles and runs.
+    def run_sweep(chunk_size=None):
+        return sweep_fn(fn, axes, seeds=seeds, product=product, chunk_size=chunk_size).metrics
+
+    with events:
+        first_sweep, sweep_metrics = timed(run_sweep)
+    sweep_events_cold = events.total()
+
+    # (b) the hand-written jit(vmap), nested as a researcher writes it; and (b') one flat vmap over every run.
+    cols = [jnp.asarray(np.asarray(axes[n]).astype(v.dtype)) for n, v in zip(names, values)]
+    start = time.perf_counter()
+    nested = jax.jit(hand_vmap(fn, names, product, seeds, key0)).lower(cols).compile()
+    compile_vmap = time.perf_counter() - start
+    flat_values, flat_seeds = [jnp.asarray(v) for v in values], jnp.asarray(seed_index)
+    start = time.perf_counter()
+    flat = jax.jit(flat_vmap(fn, names, key0)).lower(flat_values, flat_seeds).compile()
+    compile_flat = time.perf_counter() - start
+    run_vmap = lambda: nested(cols)
+    run_flat = lambda: unflatten(flat(flat_values, flat_seeds))
+    check_vmap = compare(sweep_metrics, timed(run_vmap)[1])
+    check_flat = compare(sweep_metrics, timed(run_flat)[1])
+    print(f"check: sweep_fn vs jit(vmap): {describe_check(check_vmap)}; vs flat vmap: {describe_check(check_flat)}",
+          flush=True)
+    check_options = None
+    if not check_flat[0] and jax.default_backend() == "cpu":
+        # sweep_fn compiles its program with per-program XLA options on CPU (a wider vector width): the flat vmap
+        # compiled with them tells rounding (multiply-adds fused differently) from a real difference.
+        options = dict(jaxdescent._engine._CPU_COMPILER_OPTIONS)
+        same = jax.jit(flat_vmap(fn, names, key0), compiler_options=options).lower(flat_values, flat_seeds).compile()
+        check_options = compare(sweep_metrics, unflatten(same(flat_values, flat_seeds)))
+        print(f"check: sweep_fn vs flat vmap compiled with sweep_fn's CPU options {options}: "
+              f"{describe_check(check_options)}", flush=True)
+
+    # (c) a loop over jit(fn), compiled once; runs in a fixed order spread over the grid, each waited for.
+    hp_example = {n: jax.ShapeDtypeStruct((), v.dtype) for n, v in zip(names, values)}
+    start = time.perf_counter()
+    single = jax.jit(fn).lower(hp_example, key0).compile()
+    compile_loop = time.perf_counter() - start
+    seed_keys = {int(s): jax.random.fold_in(key0, int(s)) for s in np.unique(seed_index)}
+    order = np.random.default_rng(0).permutation(num_runs)
+    loop_results = {}
+
+    def run_loop(cpu):
+        start, start_cpu = time.perf_counter(), cpu_seconds()
+        done = 0
+        for r in order:
+            out = single({n: v[r] for n, v in zip(names, values)}, seed_keys[int(seed_index[r])])
+            loop_results[int(r)] = jax.block_until_ready(out)
+            done += 1
+            if time.perf_counter() - start > args.loop_budget:
+                break
+        cpu.append((cpu_seconds() - start_cpu) * num_runs / done)
+        return (time.perf_counter() - start) * num_runs / done, done
+
+    # (d) the chunk sizes by hand: each compiled (first call) and timed once.
+    chunk_search = []
+    if not args.skip_chunks:
+        sizes_to_try = [1 << k for k in range(num_runs.bit_length()) if 1 << k <= num_runs]
+        if sizes_to_try[-1] != num_runs:
+            sizes_to_try.append(num_runs)
+        if args.quick:  # the code path only (every size compiles anew): 1 and all runs for the sextic, else all
+            sizes_to_try = [1, num_runs] if name == "sextic" else [num_runs]
+        for c in sizes_to_try:
+            cold, _ = timed(lambda: run_sweep(c))
+            used = []
+            warm, _ = timed(lambda: run_sweep(c), used)
+            chunk_search.append({"chunk_size": c, "seconds": warm, "compile_s": max(cold - warm, 0.0),
+                                 "cores_busy": used[0] / warm})
+            print(f"   chunk_size {c:>5}: {warm:8.3f} s, {used[0] / warm:.2f} cores busy (compile "
+                  f"{max(cold - warm, 0.0):6.2f} s)", flush=True)
+        best_chunk = min(chunk_search, key=lambda row: row["seconds"])["chunk_size"]
+
+    # The timed rounds: every method once per round, the order rotating.
+    methods = {"sweep_fn": run_sweep, "jit(vmap)": run_vmap, "flat vmap": run_flat, "loop": run_loop}
+    if not args.skip_chunks:
+        methods["best chunk"] = lambda: run_sweep(best_chunk)
+    times = {m: [] for m in methods}
+    cpu = {m: [] for m in methods}
+    loop_done, sweep_warm_events = [], []
+    order_names = list(methods)
+    for i in range(args.repeats):
+        for m in order_names[i % len(order_names):] + order_names[:i % len(order_names)]:
+            if m == "loop":
+                seconds, done = run_loop(cpu[m])
+                loop_done.append(done)
+            else:
+                with events:
+                    seconds = timed(methods[m], cpu[m])[0]
+                if m == "sweep_fn":
+                    sweep_warm_events.append(events.total())
+            times[m].append(seconds)
+            print(f"   round {i + 1}: {m:<10} {seconds:8.3f} s" + (f" ({loop_done[-1]} runs timed)"
+                                                                    if m == "loop" else ""), flush=True)
+    best = {m: min(t) for m, t in times.items()}
+    cores = {m: cpu[m][int(np.argmin(t))] / min(t) for m, t in times.items()}  # CPU / wall in the best round
+
+    # The loop's runs against sweep_fn's, on the runs it did.
+    flat_sweep = jax.tree_util.tree_map(lambda x: np.asarray(x).reshape((num_runs,) + x.shape[len(shape):]),
+                                        sweep_metrics)
+    done_runs = np.array(sorted(loop_results))
+    loop_stacked = jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]),
+                                          *[loop_results[r] for r in done_runs])
+    check_loop = compare(jax.tree_util.tree_map(lambda x: x[done_runs], flat_sweep), loop_stacked)
+
+    return {
+        "workload": name, "runs": num_runs, "sizes": sizes, "load_average_before": load, "cores_busy": cores,
+        "sweep_fn_s": best["sweep_fn"], "vmap_s": best["jit(vmap)"], "flat_vmap_s": best["flat vmap"],
+        "loop_s": best["loop"], "loop_runs_timed": min(loop_done), "loop_extrapolated": min(loop_done) < num_runs,
+        "best_chunk": None if args.skip_chunks else best_chunk,
+        "best_chunk_s": None if args.skip_chunks else best["best chunk"],
+        "fastest_over_sweep_fn": min(best["jit(vmap)"], best["loop"]) / best["sweep_fn"],
+        "flat_vmap_over_sweep_fn": best["flat vmap"] / best["sweep_fn"],
+        "best_chunk_over_sweep_fn": None if args.skip_chunks else best["best chunk"] / best["sweep_fn"],
+        "compile_sweep_fn_s": max(first_sweep - best["sweep_fn"], 0.0), "compile_vmap_s": compile_vmap,
+        "compile_flat_vmap_s": compile_flat, "compile_loop_s": compile_loop,
+        "sweep_fn_compile_events_cold_s": sweep_events_cold,
+        "sweep_fn_compile_events_warm_s": min(sweep_warm_events),
+        "identical_vmap": check_vmap[0], "max_rel_diff_vmap": check_vmap[1], "int_equal_vmap": check_vmap[2],
+        "identical_flat": check_flat[0], "max_rel_diff_flat": check_flat[1], "int_equal_flat": check_flat[2],
+        "identical_flat_same_options": None if check_options is None else check_options[0],
+        "max_rel_diff_flat_same_options": None if check_options is None else check_options[1],
+        "identical_loop": check_loop[0], "max_rel_diff_loop": check_loop[1], "int_equal_loop": check_loop[2],
+        "chunk_search": chunk_search, "all_times": times,
+    }
+
+
+# ---------------------------------------------------------------- the table
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown"
+
+
+def table(rows, args, header):
+    lines = list(header) + [""]
+    cols = (f"{'workload':<14} {'runs':>5} {'sweep_fn':>9} {'jit(vmap)':>9} {'flat vmap':>9} {'loop':>9} "
+            f"{'best chunk':>14} {'fastest/sweep_fn':>20} {'flat/sweep_fn':>13} {'chunk/sweep_fn':>14} "
+            f"{'compile: sweep_fn / vmap / flat / loop':>38}  sweep_fn vs jit(vmap)")
+    lines += [cols, "-" * len(cols)]
+    for r in rows:
+        loop = f"{r['loop_s']:.3f}" + ("*" if r["loop_extrapolated"] else " ")
+        chunk = "-" if r["best_chunk"] is None else f"{r['best_chunk']}: {r['best_chunk_s']:.3f}"
+        chunk_ratio = "-" if r["best_chunk_over_sweep_fn"] is None else f"{r['best_chunk_over_sweep_fn']:.2f}"
+        fastest = "jit(vmap)" if r["vmap_s"] <= r["loop_s"] else "loop"
+        compile_s = (f"{r['compile_sweep_fn_s']:.2f} / {r['compile_vmap_s']:.2f} / {r['compile_flat_vmap_s']:.2f} / "
+                     f"{r['compile_loop_s']:.2f}")
+        check = describe_check((r["identical_vmap"], r["max_rel_diff_vmap"], r["int_equal_vmap"]))
+        lines.append(f"{r['workload']:<14} {r['runs']:>5} {r['sweep_fn_s']:>9.3f} {r['vmap_s']:>9.3f} "
+                     f"{r['flat_vmap_s']:>9.3f} {loop:>9} {chunk:>14} {r['fastest_over_sweep_fn']:>8.2f} ({fastest:>9}) "
+                     f"{r['flat_vmap_over_sweep_fn']:>13.2f} {chunk_ratio:>14} {compile_s:>38}  {check}")
+    lines += [
+        "",
+        f"seconds for all runs, compile excluded, best of {args.repeats} interleaved rounds. jit(vmap): hand-written, "
+        "one vmap per axis, seed keys innermost; flat vmap: one vmap over every run (sweep_fn's batching); loop: "
+        "jit(fn) called once per run; best chunk: sweep_fn(chunk_size=best of the powers of two)",
+        f"* the loop stopped after --loop-budget ({args.loop_budget:g}) s and was extrapolated linearly to all runs",
+        "x/sweep_fn: time ratios, below 1 means sweep_fn (defaults) is slower; fastest = min(jit(vmap), loop)",
+        "compile: sweep_fn = first call - best call; the others: .lower().compile()",
+    ]
+    for r in rows:
+        lines.append(f"{r['workload']}: sizes {r['sizes']}; sweep_fn vs flat vmap: "
+                     f"{describe_check((r['identical_flat'], r['max_rel_diff_flat'], r['int_equal_flat']))}; loop vs "
+                     f"sweep_fn on its {r['loop_runs_timed']} runs: "
+                     f"{describe_check((r['identical_loop'], r['max_rel_diff_loop'], r['int_equal_loop']))}; JAX compile "
+                     f"events in a warm sweep_fn call: {r['sweep_fn_compile_events_warm_s']:.3f} s")
+        lines.append(f"  load average before {r['load_average_before']:.2f}; cores busy (CPU s / wall s, best round): "
+                     + ", ".join(f"{m} {c:.2f}" for m, c in r["cores_busy"].items()))
+        if r["identical_flat_same_options"] is not None:
+            lines.append("  sweep_fn vs flat vmap compiled with sweep_fn's CPU compiler options: " + describe_check(
+                (r["identical_flat_same_options"], r["max_rel_diff_flat_same_options"], 1.0)))
+        if r["chunk_search"]:
+            lines.append("  chunk_size search (s, one call each): " + ", ".join(
+                f"{c['chunk_size']}: {c['seconds']:.3f}" for c in r["chunk_search"]))
+    return "\n".join(lines)
+
+
+def main(args):
+    names = [args.only] if args.only else list(WORKLOADS)
+    devices = jax.devices()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    header = [
+        "engine overhead: jaxdescent.sweep_fn vs hand-written jit(vmap), a loop over jit(fn), and the best chunk_size"
+        + (" (--quick sizes)" if args.quick else ""),
+        f"cpu: {cpu_model()}, {cores} cores usable ({os.cpu_count()} logical); load average before: "
+        + " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        f"jax {jax.__version__}, jaxlib {jaxlib.__version__}, optax {optax.__version__}, backend "
+        f"{jax.default_backend()}, {len(devices)} device(s); jaxdescent's XLA setup: {jaxdescent._xla.state['status']}, "
+        f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}",
+    ]
+    print("\n".join(header), flush=True)
+    events = Events()
+    start = time.perf_counter()
+    rows = [bench_workload(name, args, events) for name in names]
+    events.close()
+    header.append(f"total benchmark wall time: {time.perf_counter() - start:.0f} s")
+    text = table(rows, args, header)
+    print("\n" + text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"engine_overhead_{jax.default_backend()}" + ("_quick" if args.quick else "") + (
+        f"_{args.only}" if args.only else "")
+    (args.out / f"{stem}.txt").write_text(text + "\n")
+    (args.out / f"{stem}.json").write_text(json.dumps({"header": header, "repeats": args.repeats, "rows": rows},
+                                                      indent=1, default=float) + "\n")
+    flat = [{**{k: v for k, v in r.items() if k not in ("chunk_search", "all_times", "sizes", "cores_busy")},
+             **{f"cores_busy_{m}": c for m, c in r["cores_busy"].items()}} for r in rows]
+    with open(args.out / f"{stem}.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(flat[0]))
+        writer.writeheader()
+        writer.writerows(flat)
+    print(f"written to {args.out / stem}.{{txt,json,csv}}")
+
+
+if __name__ == "__main__":
+    main(ARGS)
