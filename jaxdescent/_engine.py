@@ -323,8 +323,10 @@ def _launch(coord_values, key, start, lane, shared, *, run, shape, dims, names, 
             # Shared data is broadcast to the chunk's run axis, so every product in the vmapped runs is a
             # batched one with the run axis leading (no per-step transposes; see network.train_many).
             batched = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (chunk,) + a.shape), shared)
+            flat = lambda: lax.optimization_barrier(jax.vmap(lambda r, s: one(hp_of(r), key_of(r), s))(
+                jnp.minimum(rs, num_runs - 1), batched))
             if inner == 1:
-                return lax.optimization_barrier(jax.vmap(lambda r, s: one(hp_of(r), key_of(r), s))(rs, batched))
+                return flat()
             # A chunk of whole rows of the last axis (seeds, keys): vmapped as points x seeds, so what a run
             # computes from its key alone (initial weights, minibatch draws) is computed once per seed, not once
             # per run, as a hand-written vmap over points of a vmap over seeds does.
@@ -340,7 +342,10 @@ def _launch(coord_values, key, start, lane, shared, *, run, shape, dims, names, 
 
                 return jax.vmap(cell)(rs[:inner], s)
 
-            out = jax.vmap(row)(heads, batched)
+            try:
+                out = jax.vmap(row)(heads, batched)
+            except NotImplementedError:  # a batching rule JAX lacks for nested vmaps (seen: a grouped convolution's
+                return flat()  # gradient inside shard_map, jax 0.10): one flat vmap, as for any other chunk
             return lax.optimization_barrier(jax.tree_util.tree_map(lambda x: x.reshape((chunk,) + x.shape[2:]), out))
 
         # Chunks are dealt to the lanes (threads x devices) in turn: chunk c of device d in the call of thread
@@ -351,8 +356,6 @@ def _launch(coord_values, key, start, lane, shared, *, run, shape, dims, names, 
         index = (jnp.arange(slots, dtype=jnp.int32)[:, None] * lanes + lane) * num_devices + lax.axis_index("runs")
         first = start + index * chunk
         r = first + jnp.arange(chunk, dtype=jnp.int32)[None, :]
-        if inner == 1:
-            r = jnp.minimum(r, num_runs - 1)
         found = {}  # the chunk's output structure and key types, seen when it is traced
 
         def chunk_data(c):  # chunk c's metrics as plain arrays (keys as their key data)

@@ -63,9 +63,15 @@ def callback(progress: Progress, desc: str = "sweep") -> Optional[Callable[[int,
 
 
 def wait(arrays) -> None:
-    """Blocks until every ``jax.Array`` in the list is computed, in sleeps that Ctrl-C interrupts."""
+    """Blocks until every ``jax.Array`` in the list is computed, in sleeps that Ctrl-C interrupts.
+
+    The sleeps start at 0.1 ms and double up to ``POLL_SECONDS``, so a short
+    call (a GPU sweep of a few milliseconds) is not held up by the polling.
+    """
+    pause = 1e-4
     while not all(a.is_ready() for a in arrays if hasattr(a, "is_ready")):
-        time.sleep(POLL_SECONDS)
+        time.sleep(pause)
+        pause = min(2 * pause, POLL_SECONDS)
 
 
 def in_threads(task: Callable[[int], object], count: int) -> list:

@@ -181,3 +181,27 @@ def test_cost_counts_a_convolutions_flops():
     image, kernel = np.ones((1, 3, 8, 8), np.float32), np.ones((5, 3, 3, 3), np.float32)  # NCHW, OIHW
     conv = _cost_of(lambda hp, key: jax.lax.conv_general_dilated(image * hp["a"], kernel, (1, 1), "VALID"))
     assert conv.work == 3 * 8 * 8 + 2 * (5 * 6 * 6) * (3 * 3 * 3)  # the multiply's elements, then 2 x out x window
+
+
+def test_a_convolutions_gradient_over_points_and_seeds():
+    """JAX cannot batch a grouped convolution's gradient in nested vmaps inside shard_map (jax 0.10): the chunk
+    falls back to one flat vmap and gives the hand-written vmap's numbers."""
+    data = jax.random.normal(jax.random.key(2), (64, 6, 6, 1))
+
+    def run(hp, key):  # a minibatch drawn with the run's key, as in a researcher's conv net
+        kernel = jax.random.normal(key, (3, 3, 1, 4))
+        images = data[jax.random.randint(key, (16,), 0, 64)]
+
+        def loss(k):
+            out = jax.lax.conv_general_dilated(images, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            return jnp.mean(jnp.tanh(out) ** 2)
+
+        for _ in range(3):
+            kernel = kernel - hp["a"] * jax.grad(loss)(kernel)
+        return loss(kernel)
+
+    a = np.array([0.1, 0.5, 1.0], np.float32)
+    got = sweep_fn(run, {"a": a}, seeds=2, chunk_size=6, progress=False).metrics
+    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(0), s))(jnp.arange(2))
+    by_hand = jax.jit(jax.vmap(lambda x: jax.vmap(lambda k: run({"a": x}, k))(keys)))(a)
+    np.testing.assert_allclose(got, by_hand, rtol=1e-5, atol=1e-6)
