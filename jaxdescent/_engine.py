@@ -446,6 +446,27 @@ def _one_run(run, treedef, avals, want_calls, want_cost):
     return one.out_info, calls, _cost.count(one.jaxpr.jaxpr) if want_cost else None
 
 
+@functools.cache
+def _key_shape() -> jax.ShapeDtypeStruct:
+    """One default key's shape and dtype (a key is made once, not on every call)."""
+    return jax.eval_shape(lambda: jax.random.key(0))
+
+
+def _output_shapes(fn, hp_dtypes: tuple):
+    """``fn``'s output shapes on traced scalars of ``hp_dtypes`` and a key: traced once per function and dtypes
+    (a warm call of the same ``fn`` costs no trace, as its compilation is reused)."""
+    try:
+        hash(fn)
+    except TypeError:
+        return _eval_output_shapes.__wrapped__(fn, hp_dtypes)
+    return _eval_output_shapes(fn, hp_dtypes)
+
+
+@functools.lru_cache(maxsize=64)
+def _eval_output_shapes(fn, hp_dtypes):
+    return jax.eval_shape(fn, {name: jax.ShapeDtypeStruct((), dtype) for name, dtype in hp_dtypes}, _key_shape())
+
+
 def _row(coords: Coords) -> int:
     """The length of the last run axis if it holds seeds or keys (vmapped as the inner level), else 1."""
     last = coords.axes[-1]
@@ -686,7 +707,7 @@ def run_grid(
         hp_example = {n: jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct(v.shape[1:], v.dtype), v)
                       for n, v in zip(coords.names, coords.values) if n != "seed"}
         shared_example = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), shared)
-        leaves, treedef = jax.tree_util.tree_flatten((hp_example, jax.eval_shape(lambda: jax.random.key(0)),
+        leaves, treedef = jax.tree_util.tree_flatten((hp_example, _key_shape(),
                                                       *(() if shared is None else (shared_example,))))
         out_info, calls, cost = _one_run(run, treedef, tuple(leaves), on_cpu and not gather, on_cpu)
         per_run = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(out_info))  # keys too
@@ -936,7 +957,7 @@ def sweep_fn(
     hp_example = {name: jax.ShapeDtypeStruct((), np.asarray(v).dtype if not _validate.is_traced(v) else v.dtype)
                   for name, v in items}
     try:
-        out_shape = jax.eval_shape(fn, hp_example, jax.ShapeDtypeStruct((), jax.random.key(0).dtype))
+        out_shape = _output_shapes(fn, tuple((name, v.dtype) for name, v in hp_example.items()))
     except Exception as e:
         raise TypeError(f"fn failed on hp={{{', '.join(hp_example)}}} (traced scalars) and a key: "
                         f"{type(e).__name__}: {e}") from e
