@@ -26,10 +26,12 @@ times as they run; nothing is compiled for it):
 
 Pieces (what a sweep computes between two reports of progress, and saves
 with ``out=``) hold about ``PIECE_SECONDS`` of estimated work: one run is
-estimated at ``work / WORK_PER_SECOND + operations * SECONDS_PER_OPERATION``
-on one core (rates below the ones measured on a 2-core x86 CPU, so pieces
-come out shorter rather than longer), a piece is a whole number of chunks per
-core (at least one), and at most ``most`` runs.
+estimated at ``work / WORK_PER_SECOND + operations * SECONDS_PER_OPERATION /
+chunk`` on one core (a chunk shares each operation's fixed cost; rates below
+the ones measured on a 2-core x86 CPU, so pieces come out shorter rather than
+longer), a piece is a whole number of chunks per core (at least one), and at
+most ``most`` runs (the engine's ``PIECE_RUNS`` with ``out=``, where a piece
+is a file).
 
 It is deterministic: the same run, grid and core count give the same chunk,
 and with it the same bits. Pass ``chunk_size`` to fix it across machines.
@@ -43,7 +45,7 @@ LARGE_OPERATION_FLOPS = 1 << 16  # work per operation at which a run runs alone 
 CHUNK_BYTES = 1 << 28  # the most working memory a chunk may hold (memory is O(chunk))
 PIECE_SECONDS = 30.0  # estimated work per piece, on all cores
 WORK_PER_SECOND = 1e10  # one core; measured: 4e10 (minibatch MLP), 6e10 (full-batch MLP)
-SECONDS_PER_OPERATION = 1e-8  # one core, per run; measured: 2e-9 (the sextic, 256 runs a chunk)
+SECONDS_PER_OPERATION = 1e-8  # one core, per operation of a chunk; measured: 2e-9 (the sextic's chunk of 256)
 
 
 class RunCost(NamedTuple):
@@ -115,14 +117,15 @@ def cpu_chunk(cost: RunCost, *, num_runs: int, cores: int, row: int = 1) -> int:
     return max(1, chunk)
 
 
-def seconds(cost: RunCost) -> float:
-    """One run's estimated time on one core (an overestimate: see the module docstring)."""
-    return cost.work / WORK_PER_SECOND + cost.operations * SECONDS_PER_OPERATION
+def seconds(cost: RunCost, chunk: int = 1) -> float:
+    """One run's estimated time on one core in a chunk of ``chunk`` runs (an overestimate: see the module
+    docstring)."""
+    return cost.work / WORK_PER_SECOND + cost.operations * SECONDS_PER_OPERATION / max(chunk, 1)
 
 
 def piece_runs(cost: RunCost, *, chunk: int, cores: int, most: int) -> int:
     """Runs per piece: about ``PIECE_SECONDS`` of estimated work on ``cores`` cores, whole chunks for each core,
     at most ``most``."""
     block = chunk * max(cores, 1)
-    runs = PIECE_SECONDS * max(cores, 1) / max(seconds(cost), 1e-12)
+    runs = PIECE_SECONDS * max(cores, 1) / max(seconds(cost, chunk), 1e-12)
     return min(most, max(block, int(min(runs, most)) // block * block))

@@ -43,7 +43,7 @@ from jaxdescent import _cost, _progress, _validate
 
 CHUNK_SIZE = _cost.CHUNK_SIZE  # the widest default chunk on CPU (see jaxdescent._cost)
 ACCELERATOR_CHUNK_SIZE = 1 << 20  # GPU/TPU: enough runs in flight to fill the chip
-PIECE_RUNS = 1 << 16  # the most runs per piece by default (see jaxdescent._cost.piece_runs)
+PIECE_RUNS = 1 << 16  # the most runs per saved piece by default (see jaxdescent._cost.piece_runs)
 MAX_RUNS = 2**31 - 1  # run numbers are int32 on the device
 CPU_THREADS = None  # threads on CPU in all, shared among the CPU devices (None: one per core; see cpu_threads)
 # Per-compile options touch only this program, never the process: safe to set by default on CPU.
@@ -715,8 +715,9 @@ def run_grid(
         if auto:
             chunk_size = _cost.cpu_chunk(cost, num_runs=num_runs, cores=cores(), row=row)
     if piece_runs is None:
-        piece_runs = PIECE_RUNS if cost is None else _cost.piece_runs(cost, chunk=min(chunk_size, num_runs),
-                                                                        cores=cores(), most=PIECE_RUNS)
+        most = PIECE_RUNS if out is not None else MAX_RUNS  # a saved piece is a file; in memory, only time counts
+        piece_runs = most if cost is None else _cost.piece_runs(cost, chunk=min(chunk_size, num_runs), cores=cores(),
+                                                                most=most)
     piece_runs = min(piece_runs, num_runs)
     # Without out=, a CPU sweep runs in pieces too, for progress and Ctrl-C (not with keys among its metrics,
     # which are joined on the device).

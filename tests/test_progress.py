@@ -104,11 +104,23 @@ def test_default_chunk(fn, num_runs, cores, row, chunk):
 
 
 def test_pieces_hold_about_thirty_seconds_of_estimated_work():
-    cost = _cost.RunCost(operations=1e6, work=1e10, peak_bytes=0)  # 1 s + 0.01 s a run
+    cost = _cost.RunCost(operations=4e6, work=1e10, peak_bytes=0)  # 1 s of work + 0.04 s of operations / chunk
     assert _cost.piece_runs(cost, chunk=4, cores=2, most=10**6) == 56  # 30 s x 2 cores / 1.01 s = 59.4: blocks of 8
     assert _cost.piece_runs(cost._replace(work=1e14), chunk=4, cores=2, most=10**6) == 8  # a chunk for each core
-    assert _cost.piece_runs(cost._replace(work=1.0, operations=1.0), chunk=256, cores=2, most=5000) == 4608
+    tiny = cost._replace(work=1.0, operations=1.0)
+    assert _cost.piece_runs(tiny, chunk=256, cores=2, most=5000) == 4608  # whole blocks of 512 under `most`
     assert _cost.piece_runs(cost, chunk=4, cores=2, most=5) == 5
+
+
+def test_a_fast_sweep_in_memory_is_one_piece_a_saved_one_several(tmp_path):
+    counts = []
+    sweep(sextic, learning_rate=np.linspace(0.001, 0.01, 300), w0=np.linspace(-1, 1, 300), num_steps=50,
+          progress=lambda done, total: counts.append(done))
+    assert counts == [90000]
+    counts.clear()
+    sweep(sextic, learning_rate=np.linspace(0.001, 0.01, 300), w0=np.linspace(-1, 1, 300), num_steps=50,
+          out=tmp_path / "r", progress=lambda done, total: counts.append(done))
+    assert counts == [65536, 90000]  # a saved piece holds at most _engine.PIECE_RUNS runs
 
 
 @pytest.mark.parametrize("chunk_size", [None, 1, 3, 8, 24])
