@@ -11,7 +11,8 @@ blocked in XLA never returns to Python until its program ends. So the
 engine dispatches its programs asynchronously and waits for them here, in
 short sleeps that Ctrl-C interrupts: the interrupt arrives within a fraction
 of a second, the piece in progress is abandoned (it runs to its end in the
-background) and every finished piece is kept.
+background; a script that ends then waits for it) and every finished piece
+is kept.
 """
 
 import sys
@@ -75,10 +76,12 @@ def wait(arrays) -> None:
 
 
 def in_threads(task: Callable[[int], object], count: int) -> list:
-    """``[task(0), ..., task(count - 1)]``, each in its own daemon thread, waited for in sleeps Ctrl-C interrupts.
+    """``[task(0), ..., task(count - 1)]``, each in its own thread, waited for in sleeps Ctrl-C interrupts.
 
-    Daemon threads: an interrupted sweep's threads run on to the end of their
-    program in the background and never hold up the interpreter's exit.
+    An interrupted sweep's threads run on to the end of their program in the
+    background. They are not daemon threads: the interpreter's exit waits for
+    them (at most a piece), since a thread stopped inside XLA at exit aborts
+    the process.
     """
     results, errors = [None] * count, []
 
@@ -88,7 +91,7 @@ def in_threads(task: Callable[[int], object], count: int) -> list:
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
             errors.append(e)
 
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
     for t in threads:
         t.start()
     for t in threads:

@@ -295,9 +295,9 @@ def test_new_learning_rates_reuse_the_compilation():
     pytest.param(dict(divergence_bound=0.0), ValueError, "divergence_bound", id="bound"),
     pytest.param(dict(w0=jnp.zeros(0), loss_fn=lambda w: jnp.sum(w**2)), ValueError, "w0", id="empty-array-w0"),
     pytest.param(dict(w0={}, loss_fn=lambda w: jnp.float32(0)), ValueError, "w0", id="empty-dict-w0"),
-    pytest.param(dict(keep=2e9, num_steps=3 * 10**9), TypeError, "keep", id="keep-huge-float"),
+    pytest.param(dict(keep=2e9, num_steps=2**31 - 2), TypeError, "keep", id="keep-huge-float"),
     # every learning rate's tail: 2e9 iterates of 1000 parameters, far beyond any machine's memory
-    pytest.param(dict(keep=2 * 10**9, num_steps=3 * 10**9, w0=jnp.zeros(1000),
+    pytest.param(dict(keep=2 * 10**9, num_steps=2**31 - 2, w0=jnp.zeros(1000),
                       loss_fn=lambda w: jnp.sum(w**2)), ValueError, "keep", id="keep-too-large"),
 ])
 def test_bifurcation_bad_input_names_the_argument(kwargs, error, name):
