@@ -914,8 +914,9 @@ def sweep_fn(
         saved, after each. ``None``: about 30 s of estimated work.
       progress: ``True``: a bar on stderr when a terminal or a notebook shows
         it; ``False``: none; or a callable ``progress(runs_done, num_runs)``.
-        Ctrl-C raises ``KeyboardInterrupt`` within a fraction of a second;
-        with ``out`` every finished piece is kept and a rerun resumes.
+        Ctrl-C raises ``KeyboardInterrupt`` within seconds (split over CPU
+        threads, once they end their share of the piece); with ``out``
+        every finished piece is kept and a rerun resumes.
 
     Returns:
       :class:`Runs` with ``.metrics`` (``fn``'s pytree, run axes first),

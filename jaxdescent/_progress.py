@@ -9,10 +9,12 @@ callable receives the counts.
 Python raises ``KeyboardInterrupt`` only between bytecodes, and a thread
 blocked in XLA never returns to Python until its program ends. So the
 engine dispatches its programs asynchronously and waits for them here, in
-short sleeps that Ctrl-C interrupts: the interrupt arrives within a fraction
-of a second, the piece in progress is abandoned (it runs to its end in the
-background; a script that ends then waits for it) and every finished piece
-is kept.
+short sleeps that Ctrl-C interrupts. A call on one thread is abandoned at
+once (the interrupt arrives within a fraction of a second; the program runs
+to its end in the background); a call split over threads first lets them
+end their share of the piece (seconds: pieces hold about 30 s of
+*estimated* work on all cores, an overestimate). The piece in progress is not
+saved; every finished piece is kept.
 """
 
 import signal
@@ -79,10 +81,11 @@ def wait(arrays) -> None:
 def in_threads(task: Callable[[int], object], count: int) -> list:
     """``[task(0), ..., task(count - 1)]``, each in its own thread, waited for in sleeps Ctrl-C interrupts.
 
-    An interrupted sweep's threads run on to the end of their program in the
-    background. They are not daemon threads: the interpreter's exit waits for
-    them (at most a piece), since a thread stopped inside XLA at exit aborts
-    the process.
+    On Ctrl-C the threads end their call (their share of one piece) before
+    ``KeyboardInterrupt`` is raised: a process that exits while a thread is
+    inside XLA can abort (seen: the CLI, twice Ctrl-C under load, exit status
+    -6), as could a notebook's next call. Pieces are sized to a few seconds
+    of work (``jaxdescent._cost``), so the interrupt follows within them.
     """
     results, errors = [None] * count, []
 
@@ -94,9 +97,14 @@ def in_threads(task: Callable[[int], object], count: int) -> list:
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
     _start(threads)
-    for t in threads:
-        while t.is_alive():
-            t.join(POLL_SECONDS)
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(POLL_SECONDS)
+    except BaseException:  # Ctrl-C: the lanes end their call first (a lane inside XLA at exit aborts the process)
+        for t in threads:
+            t.join()
+        raise
     if errors:
         raise errors[0]
     return results
