@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -118,7 +119,11 @@ def test_engine_overhead_quick(tmp_path):
     (path,) = tmp_path.glob("engine_overhead_*_quick.json")  # named after the backend
     report = json.loads(path.read_text())
     rows = {r["workload"]: r for r in report["rows"]}
-    assert list(rows) == ["sextic", "fullbatch_mlp", "minibatch_mlp", "step_network", "conv_net"]
+    names = ["sextic", "fullbatch_mlp", "minibatch_mlp", "step_network", "conv_net"]
+    if jax.__version_info__ < (0, 10):  # jax 0.7.2 cannot batch a grouped convolution inside shard_map
+        assert "conv_net: skipped" in out
+        names.remove("conv_net")
+    assert list(rows) == names
     table = path.with_suffix(".txt").read_text()
     assert table in out
     for name, r in rows.items():
