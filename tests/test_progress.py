@@ -199,6 +199,7 @@ def test_cost_counts_a_convolutions_flops():
     assert conv.work == 3 * 8 * 8 + 2 * (5 * 6 * 6) * (3 * 3 * 3)  # the multiply's elements, then 2 x out x window
 
 
+@pytest.mark.skipif(jax.__version_info__ < (0, 10), reason="jax 0.7.2 cannot vmap this gradient inside shard_map")
 def test_a_convolutions_gradient_over_points_and_seeds():
     """JAX cannot batch a grouped convolution's gradient in nested vmaps inside shard_map (jax 0.10): the chunk
     falls back to one flat vmap and gives the hand-written vmap's numbers."""
