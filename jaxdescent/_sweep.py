@@ -467,8 +467,9 @@ def sweep(
         that converges and diverges later (its divergence is never reached:
         ``diverged_step`` is -1). Not with ``record_every``.
       chunk_size: at most this many runs advance together on a device (memory
-        is O(chunk_size) per device). ``None``: ``CHUNK_SIZE`` (256) on CPU,
-        where 64–512 is fastest, ``ACCELERATOR_CHUNK_SIZE`` (2²⁰) on GPU/TPU.
+        is O(chunk_size) per device). ``None``: on CPU from the run's cost, as for
+        :func:`jaxdescent.sweep_fn` (256 for the sextic's small steps; at most
+        ``CHUNK_SIZE``), ``ACCELERATOR_CHUNK_SIZE`` (2²⁰) on GPU/TPU.
       devices: the devices to shard the runs over; default ``jax.devices()``
         (every process's devices after ``jax.distributed.initialize``).
       out: a folder to save finished pieces to and resume from (see
