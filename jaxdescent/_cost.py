@@ -11,7 +11,8 @@ product (seen: a full-batch MLP, 1437 × 64 inputs, 1.4x slower per run at
 any width from 2 to 32 than one run at a time).
 
 The model reads one run's program (its jaxpr, loop bodies counted as many
-times as they run; nothing is compiled for it):
+times as they run; nothing is compiled for it), knowing what each input
+varies with: the point's hyperparameters, the seed (or key), or neither:
 
 * **work per operation** = (flops of its matrix products and convolutions +
   elements produced by every other operation) / operations executed. At
@@ -21,6 +22,18 @@ times as they run; nothing is compiled for it):
   per core: ``ceil(runs / cores)``), at most ``CHUNK_SIZE`` runs, and at most
   ``CHUNK_BYTES`` of the runs' working memory (the largest operation's inputs
   and outputs, a lower bound on one run's, × the chunk).
+* a run that computes little from its seed alone (seed-only operations under
+  ``SEED_SHARE`` of those executed, or no seed axis) gains nothing more from
+  width once its operations' fixed cost is shared, and loses once the chunk's
+  values outgrow the cache: the chunk is at most the power of two of runs
+  whose loop body writes ``CACHE_BYTES`` per pass (seen: the step network,
+  27 kB a pass, 1.2x slower at 256 runs than at 32). A run that draws every
+  step (minibatches, dropout) keeps the wide chunk: its rows of seeds compute
+  those draws once for all their points (seen: a minibatch MLP, 3x faster
+  at 16 points a chunk than at 1).
+* a convolution whose kernel varies per run is, vmapped, one grouped
+  convolution, which XLA's CPU code runs slower per run as the groups grow:
+  at most ``CONVOLUTION_CHUNK`` runs (seen: 1.5x slower at 16 than at 8).
 * then it is aligned to the seeds (or keys): a whole number of rows of
   seeds, or a part of one row, so that the seed-only work is shared.
 
@@ -37,74 +50,173 @@ It is deterministic: the same run, grid and core count give the same chunk,
 and with it the same bits. Pass ``chunk_size`` to fix it across machines.
 """
 
+import functools
 import math
+import operator
 from typing import NamedTuple
+
+from jax.extend.core import Literal
 
 CHUNK_SIZE = 256  # the widest CPU chunk: 256 one-parameter runs of the sextic stay in L1 across steps
 LARGE_OPERATION_FLOPS = 1 << 16  # work per operation at which a run runs alone (a 64 x 32 x 32 product)
 CHUNK_BYTES = 1 << 28  # the most working memory a chunk may hold (memory is O(chunk))
+CACHE_BYTES = 1 << 20  # what a chunk's loop body may write per pass: about a core's L2 cache (1-2 MiB on x86)
+SEED_SHARE = 0.01  # seed-only operations (of all executed) from which rows of seeds share them instead
+CONVOLUTION_CHUNK = 8  # the widest chunk of runs whose convolution kernels vary: one grouped convolution
 PIECE_SECONDS = 30.0  # estimated work per piece, on all cores
 WORK_PER_SECOND = 1e10  # one core; measured: 4e10 (minibatch MLP), 6e10 (full-batch MLP)
 SECONDS_PER_OPERATION = 1e-8  # one core, per operation of a chunk; measured: 2e-9 (the sextic's chunk of 256)
 
 
+# What a value of one run's program varies with: the point's hyperparameters, the seed (or key), both, neither.
+CONSTANT, POINT, SEED = 0, 1, 2  # bit flags: POINT | SEED varies per run
+
+
 class RunCost(NamedTuple):
-    """What one run executes: ``operations`` (primitives, loop bodies × trip counts), ``work`` (product flops plus
-    elements of other operations, likewise) and ``peak_bytes`` (its largest operation's inputs and outputs)."""
+    """What one run executes (loop bodies × trip counts).
+
+    Attributes:
+      operations: primitives executed.
+      work: product and convolution flops plus the elements every other operation produces.
+      peak_bytes: its largest operation's inputs and outputs.
+      seed_operations: operations whose values vary with the seed (or key) alone: a chunk of whole rows of
+        seeds computes them once per seed for all its points.
+      step_bytes: the most bytes one pass of a loop body (of the run, if it has no loop) writes that vary per
+        run: a chunk of ``c`` runs writes ``c`` times as much.
+      batched_convolution: a convolution whose kernel varies per run: vmapped, it is one grouped convolution.
+    """
 
     operations: float
     work: float
     peak_bytes: int
+    seed_operations: float = 0.0
+    step_bytes: int = 0
+    batched_convolution: bool = False
 
     @property
     def work_per_operation(self) -> float:
         return self.work / max(self.operations, 1.0)
 
 
-def _inner_jaxprs(eqn):
-    """(jaxpr, times it runs per run of ``eqn``) for each jaxpr inside ``eqn`` (loop bodies, branches, calls)."""
-    params = eqn.params
-    if eqn.primitive.name == "scan":
-        return [(params["jaxpr"].jaxpr, params["length"])]
-    if eqn.primitive.name == "while":
-        # A while loop's trip count is unknown here (fori_loop with static bounds is a scan): counted once.
-        return [(params["body_jaxpr"].jaxpr, 1), (params["cond_jaxpr"].jaxpr, 1)]
-    if eqn.primitive.name == "cond":  # one branch runs: the costliest is counted
-        costs = [count(b.jaxpr).work for b in params["branches"]]
-        return [(params["branches"][costs.index(max(costs))].jaxpr, 1)]
-    found = []
-    for value in params.values():
-        inner = getattr(value, "jaxpr", value)
-        if hasattr(inner, "eqns"):
-            found.append((inner, 1))
-    return found
-
-
 def _bytes(variables) -> int:
     return sum(math.prod(v.aval.shape) * v.aval.dtype.itemsize for v in variables if hasattr(v.aval, "shape"))
 
 
-def count(jaxpr) -> RunCost:
-    """The :class:`RunCost` of one evaluation of ``jaxpr``."""
-    operations = work = 0.0
-    peak = 0
+def _work(eqn) -> int:
+    size = sum(math.prod(getattr(v.aval, "shape", ())) for v in eqn.outvars)
+    if eqn.primitive.name == "dot_general":
+        (contracting, _), _ = eqn.params["dimension_numbers"]
+        size *= 2 * math.prod(eqn.invars[0].aval.shape[i] for i in contracting)
+    elif eqn.primitive.name == "conv_general_dilated":  # each output: a product over the kernel's window
+        kernel = eqn.invars[1].aval.shape
+        size *= 2 * math.prod(kernel) // kernel[eqn.params["dimension_numbers"].rhs_spec[0]]
+    return size
+
+
+class _Tally:
+    def __init__(self):
+        self.operations = self.work = self.seed_operations = 0.0
+        self.peak_bytes = self.step_bytes = 0
+        self.batched_convolution = self.loops = False
+
+    def add(self, other: "_Tally") -> None:
+        self.operations += other.operations
+        self.work += other.work
+        self.seed_operations += other.seed_operations
+        self.peak_bytes = max(self.peak_bytes, other.peak_bytes)
+        self.step_bytes = max(self.step_bytes, other.step_bytes)
+        self.batched_convolution |= other.batched_convolution
+        self.loops |= other.loops
+
+
+def _called(eqn, n: int):
+    """The jaxpr a call-like primitive (pjit, custom_jvp/vjp, remat) runs on its ``n`` inputs, else None."""
+    for value in eqn.params.values():
+        inner = getattr(value, "jaxpr", value)
+        if hasattr(inner, "eqns") and len(inner.invars) == n:
+            return inner
+    return None
+
+
+def _loop(body, consts: list, carry: list, rest: list) -> list:
+    """The carry's classes at the loop's fixed point (a carry that varies in any pass varies in all)."""
+    for _ in range(3):  # two bits: at most two widenings
+        out, _ = _walk(body, consts + carry + rest, 0, _Tally())
+        widened = [a | b for a, b in zip(carry, out)]
+        if widened == carry:
+            break
+        carry = widened
+    return carry
+
+
+def _pass(jaxpr, classes: list, times: float, tally: _Tally) -> list:
+    """:func:`_walk` for a loop body: one pass's bytes are a candidate for ``step_bytes``."""
+    outs, written = _walk(jaxpr, classes, times, tally)
+    tally.step_bytes = max(tally.step_bytes, written)
+    tally.loops = True
+    return outs
+
+
+def _walk(jaxpr, classes: list, times: float, tally: _Tally) -> tuple:
+    """Adds ``times`` evaluations of ``jaxpr`` (inputs varying as ``classes``) to ``tally``; the outputs' classes
+    and the bytes that vary per run written by one evaluation (inner loops aside)."""
+    env = dict(zip(jaxpr.invars, classes))
+    of = lambda v: CONSTANT if isinstance(v, Literal) else env.get(v, CONSTANT)
+    written = 0
     for eqn in jaxpr.eqns:
-        inner = _inner_jaxprs(eqn)
-        if inner:
-            for sub, times in inner:
-                ops, w, p = count(sub)
-                operations, work, peak = operations + times * ops, work + times * w, max(peak, p)
-            continue
-        peak = max(peak, _bytes(eqn.invars) + _bytes(eqn.outvars))
-        size = sum(math.prod(getattr(v.aval, "shape", ())) for v in eqn.outvars)
-        if eqn.primitive.name == "dot_general":
-            (contracting, _), _ = eqn.params["dimension_numbers"]
-            size *= 2 * math.prod(eqn.invars[0].aval.shape[i] for i in contracting)
-        elif eqn.primitive.name == "conv_general_dilated":  # each output: a product over the kernel's window
-            kernel = eqn.invars[1].aval.shape
-            size *= 2 * math.prod(kernel) // kernel[eqn.params["dimension_numbers"].rhs_spec[0]]
-        operations, work = operations + 1, work + size
-    return RunCost(operations, work, peak)
+        ins = [of(v) for v in eqn.invars]
+        every = functools.reduce(operator.or_, ins, CONSTANT)
+        params, name = eqn.params, eqn.primitive.name
+        if name == "scan":
+            consts, carried = params["num_consts"], params["num_carry"]
+            carry = _loop(params["jaxpr"].jaxpr, ins[:consts], ins[consts:consts + carried], ins[consts + carried:])
+            outs = _pass(params["jaxpr"].jaxpr, ins[:consts] + carry + ins[consts + carried:],
+                         times * params["length"], tally)
+            outs = carry + outs[carried:]
+        elif name == "while":  # its trip count is unknown here (fori_loop with static bounds is a scan): once
+            cond, body = params["cond_nconsts"], params["body_nconsts"]
+            carry = _loop(params["body_jaxpr"].jaxpr, ins[cond:cond + body], ins[cond + body:], [])
+            test = _pass(params["cond_jaxpr"].jaxpr, ins[:cond] + carry, times, tally)[0]
+            _pass(params["body_jaxpr"].jaxpr, ins[cond:cond + body] + carry, times, tally)
+            outs = [c | test for c in carry]
+        elif name == "cond":  # one branch runs: the costliest is counted
+            branches = [(_Tally(), branch.jaxpr) for branch in params["branches"]]
+            branches = [(t, *_walk(jaxpr, ins[1:], times, t)) for t, jaxpr in branches]
+            costliest, _, bytes_ = max(branches, key=lambda b: b[0].work)
+            tally.add(costliest)
+            written += bytes_
+            outs = [functools.reduce(operator.or_, c, ins[0]) for c in zip(*(b[1] for b in branches))]
+        elif (inner := _called(eqn, len(ins))) is not None:
+            outs, bytes_ = _walk(inner, ins, times, tally)
+            written += bytes_
+        else:
+            tally.operations += times
+            tally.work += times * _work(eqn)
+            tally.peak_bytes = max(tally.peak_bytes, _bytes(eqn.invars) + _bytes(eqn.outvars))
+            if every == SEED:
+                tally.seed_operations += times
+            if every != CONSTANT:
+                written += _bytes(eqn.outvars)
+            if name == "conv_general_dilated" and ins[1] != CONSTANT:
+                tally.batched_convolution = True
+            outs = [every] * len(eqn.outvars)
+        env.update(zip(eqn.outvars, outs))
+    return [of(v) for v in jaxpr.outvars], written
+
+
+def count(jaxpr, classes=None) -> RunCost:
+    """The :class:`RunCost` of one evaluation of ``jaxpr`` whose inputs vary as ``classes`` (``POINT``,
+    ``SEED``, both or ``CONSTANT``, one per input; default: every input ``POINT``)."""
+    tally = _Tally()
+    _, written = _walk(jaxpr, list(classes) if classes is not None else [POINT] * len(jaxpr.invars), 1, tally)
+    if not tally.loops:  # a run without loops: its one pass
+        tally.step_bytes = written
+    return RunCost(tally.operations, tally.work, tally.peak_bytes, tally.seed_operations, tally.step_bytes,
+                   tally.batched_convolution)
+
+
+def _floor_power_of_two(n: int) -> int:
+    return 1 << (max(n, 1).bit_length() - 1)
 
 
 def cpu_chunk(cost: RunCost, *, num_runs: int, cores: int, row: int = 1) -> int:
@@ -112,6 +224,10 @@ def cpu_chunk(cost: RunCost, *, num_runs: int, cores: int, row: int = 1) -> int:
     if cost.work_per_operation >= LARGE_OPERATION_FLOPS:
         return 1
     chunk = min(CHUNK_SIZE, -(-num_runs // max(cores, 1)), max(1, CHUNK_BYTES // max(cost.peak_bytes, 1)))
+    if row == 1 or cost.seed_operations < SEED_SHARE * cost.operations:  # nothing worth sharing: stay in cache
+        chunk = min(chunk, _floor_power_of_two(CACHE_BYTES // max(cost.step_bytes, 1)))
+    if cost.batched_convolution:
+        chunk = min(chunk, CONVOLUTION_CHUNK)
     if row > 1:
         chunk = chunk - chunk % row if chunk >= row else max(d for d in range(1, chunk + 1) if row % d == 0)
     return max(1, chunk)

@@ -438,12 +438,12 @@ def _library_calls(module_text: str) -> set:
 
 
 @functools.lru_cache(maxsize=16)
-def _one_run(run, treedef, avals, want_calls, want_cost):
+def _one_run(run, treedef, avals, classes, want_calls):
     """One run traced alone (cached per configuration and shapes): its output shapes, its library calls, and
-    with ``want_cost`` its :class:`~jaxdescent._cost.RunCost`."""
+    with ``classes`` (what each input varies with, see :mod:`jaxdescent._cost`) its cost."""
     one = jax.jit(run.value).trace(*jax.tree_util.tree_unflatten(treedef, avals))
     calls = _library_calls(one.lower().as_text()) if want_calls else set()
-    return one.out_info, calls, _cost.count(one.jaxpr.jaxpr) if want_cost else None
+    return one.out_info, calls, _cost.count(one.jaxpr.jaxpr, classes) if classes is not None else None
 
 
 @functools.cache
@@ -707,9 +707,18 @@ def run_grid(
         hp_example = {n: jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct(v.shape[1:], v.dtype), v)
                       for n, v in zip(coords.names, coords.values) if n != "seed"}
         shared_example = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), shared)
-        leaves, treedef = jax.tree_util.tree_flatten((hp_example, _key_shape(),
-                                                      *(() if shared is None else (shared_example,))))
-        out_info, calls, cost = _one_run(run, treedef, tuple(leaves), on_cpu and not gather, on_cpu)
+        example = (hp_example, _key_shape(), *(() if shared is None else (shared_example,)))
+        leaves, treedef = jax.tree_util.tree_flatten(example)
+        # What each input varies with: a point's coordinates, the row's seed or key (the last axis, see _row), both
+        # (the run's key with a seed axis) or nothing (shared data, the one key without seeds).
+        dim_of = dict(zip(coords.names, coords.dims))
+        of_name = {n: _cost.SEED if row > 1 and dim_of[n] == coords.axes[-1] else _cost.POINT for n in hp_example}
+        classes = jax.tree_util.tree_leaves(({n: jax.tree_util.tree_map(lambda _: of_name[n], v)
+                                              for n, v in hp_example.items()},
+                                             _cost.SEED if "seed" in coords.dims else _cost.CONSTANT,
+                                             jax.tree_util.tree_map(lambda _: _cost.CONSTANT, shared_example)))
+        out_info, calls, cost = _one_run(run, treedef, tuple(leaves), tuple(classes) if on_cpu else None,
+                                         on_cpu and not gather)
         per_run = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(out_info))  # keys too
         check_size(num_runs, per_run)
         if auto:

@@ -65,9 +65,9 @@ def test_piece_runs_must_be_a_positive_integer(bad):
 # ---------------------------------------------------------------- the default chunk (jaxdescent._cost)
 
 
-def _cost_of(fn):
+def _cost_of(fn, key=_cost.SEED):
     hp = {"a": jax.ShapeDtypeStruct((), jnp.float32)}
-    return _cost.count(jax.make_jaxpr(fn)(hp, jax.random.key(0)).jaxpr)
+    return _cost.count(jax.make_jaxpr(fn)(hp, jax.random.key(0)).jaxpr, (_cost.POINT, key))
 
 
 def _small_ops(hp, key):  # the sextic's step: scalars, many operations
@@ -90,7 +90,44 @@ def test_cost_counts_loop_bodies_by_their_trip_counts():
     assert product.work == 8 * 16 + 2 * 8 * 4 * 16  # the broadcast-multiply's elements, then the product's flops
 
 
+def _wide_steps(hp, key):  # small operations on 64 kB values, 3 a step: 5 runs fill a 1 MiB cache
+    w = jax.random.normal(key, (128, 128)) * hp["a"]
+    return jax.lax.fori_loop(0, 1000, lambda i, w: jnp.tanh(w * 0.5 + 0.1), w).sum()
+
+
+def _draws_every_step(hp, key):  # as _wide_steps, plus a draw from the seed each step (a minibatch, a mask)
+    w = jnp.zeros((128, 128)) + hp["a"]
+    return jax.lax.fori_loop(0, 100, lambda i, w: jnp.tanh(w * 0.5 + jax.random.normal(jax.random.fold_in(key, i),
+                                                                                      (128, 128))), w).sum()
+
+
+IMAGES = np.ones((4, 8, 8, 1), np.float32)
+
+
+def _convolution(hp, key):  # a kernel that varies per run: vmapped, a grouped convolution
+    kernel = jax.random.normal(key, (3, 3, 1, 4)) * hp["a"]
+    return jax.lax.conv_general_dilated(IMAGES, kernel, (1, 1), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC")).sum()
+
+
+def test_cost_knows_what_each_value_varies_with():
+    seeded = _cost_of(_draws_every_step)
+    assert 0 < seeded.seed_operations < seeded.operations  # the draws vary with the seed alone, the rest per run
+    assert _cost_of(_draws_every_step, key=_cost.CONSTANT).seed_operations == 0  # no seed axis: the key is shared
+    assert _cost_of(_wide_steps).step_bytes == 3 * 128 * 128 * 4  # a pass writes w * 0.5, + 0.1 and the tanh
+    assert _cost_of(_small_ops).step_bytes < 100
+    assert _cost_of(_convolution).batched_convolution
+    assert not _cost_of(lambda hp, key: jax.lax.conv_general_dilated(  # a kernel shared by every run
+        IMAGES * hp["a"], np.ones((3, 3, 1, 4), np.float32), (1, 1), "SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC")).sum()).batched_convolution
+
+
 @pytest.mark.parametrize("fn, num_runs, cores, row, chunk", [
+    pytest.param(_wide_steps, 256, 2, 1, 4, id="196 kB a step: the power of two of runs that fit 1 MiB"),
+    pytest.param(_wide_steps, 256, 2, 8, 4, id="196 kB a step, seeds: a part of a row of 8"),
+    pytest.param(_draws_every_step, 256, 2, 8, 128, id="draws every step: rows of seeds share them"),
+    pytest.param(_draws_every_step, 256, 2, 1, 1, id="draws every step, no seeds: nothing to share, 852 kB a step"),
+    pytest.param(_convolution, 256, 2, 2, 8, id="a kernel per run: at most 8"),
     pytest.param(_small_ops, 10**6, 2, 1, 256, id="small ops, many runs: the widest chunk"),
     pytest.param(_small_ops, 64, 2, 1, 32, id="small ops, few runs: one chunk per core"),
     pytest.param(_small_ops, 64, 16, 1, 4, id="16 cores"),

@@ -1,6 +1,6 @@
 """Engine overhead: ``jaxdescent.sweep_fn`` on researchers' own training functions, against the code they would write.
 
-Five training functions written as a researcher writes them (closing over
+Six training functions written as a researcher writes them (closing over
 their data, optax inside, ``fn(hp, key) -> metrics``), each run over its
 hyperparameter points × seeds in these ways, side by side in one process:
 
@@ -49,6 +49,12 @@ The workloads (``--only NAME`` runs one) and their default sizes (``SIZES``):
   conv_net        a small conv net (3×3 conv, 8 channels, 2×2 average pool,
                   dense) on the 8×8 digits, batches of 64, SGD with momentum;
                   16 Sobol points of learning rate × momentum × 2 seeds, 100 steps.
+  rnn             a tanh RNN (32 units, ``lax.scan`` over 20 time steps) on the
+                  adding problem, 256 fixed sequences (full batch), Adam after
+                  gradient clipping; 32 Sobol points of learning rate × clipping
+                  norm × 4 seeds, 100 steps. Held out: added after the default
+                  chunk's rule was set on the five above, to test it on a run
+                  it was not fitted to.
 
 Shrunk to fit well under 12 minutes on 2 cores: the full-batch MLP was meant
 as 256 points × 300 steps (about 40 s per sweep_fn call here), the minibatch
@@ -78,7 +84,7 @@ import platform
 import resource
 import time
 
-WORKLOADS = ("sextic", "fullbatch_mlp", "minibatch_mlp", "step_network", "conv_net")
+WORKLOADS = ("sextic", "fullbatch_mlp", "minibatch_mlp", "step_network", "conv_net", "rnn")
 
 # Per workload: its sizes at the default settings and with --quick.
 SIZES = {
@@ -92,6 +98,8 @@ SIZES = {
                      "quick": dict(n_lr=3, n_slope=2, seeds=2, steps=50)},
     "conv_net": {"default": dict(points=16, seeds=2, steps=100, batch=64),
                  "quick": dict(points=4, seeds=2, steps=20, batch=16)},
+    "rnn": {"default": dict(points=32, seeds=4, steps=100),
+            "quick": dict(points=4, seeds=2, steps=20)},
 }
 
 
@@ -325,8 +333,47 @@ def conv_net(points, seeds, steps, batch, channels=8):
     return train, axes, dict(product=False, seeds=seeds)
 
 
+def rnn(points, seeds, steps, hidden=32, length=20, num=256):
+    """A tanh RNN on the adding problem (sum the two marked values of a sequence), full batch, Adam after
+    clipping the gradient's norm; the key sets the initial weights."""
+    rng = np.random.default_rng(0)
+    values = rng.uniform(size=(num, length)).astype(np.float32)
+    marks = np.zeros((num, length), np.float32)
+    for i in range(num):
+        marks[i, rng.choice(length, 2, replace=False)] = 1.0
+    xs = np.stack([values, marks], -1).transpose(1, 0, 2)  # time-major: (length, num, 2)
+    target = (values * marks).sum(1)
+
+    def predict(p, xs):
+        def cell(h, x):
+            return jnp.tanh(x @ p["w_in"] + h @ p["w_h"] + p["b"]), None
+
+        h, _ = lax.scan(cell, jnp.zeros((xs.shape[1], hidden)), xs)
+        return h @ p["w_out"]
+
+    def train(hp, key):
+        k1, k2, k3 = jax.random.split(key, 3)
+        params = {"w_in": jax.random.normal(k1, (2, hidden)) / np.sqrt(2), "b": jnp.zeros(hidden),
+                  "w_h": jax.random.normal(k2, (hidden, hidden)) / np.sqrt(hidden),
+                  "w_out": jax.random.normal(k3, (hidden,)) / np.sqrt(hidden)}
+        opt = optax.chain(optax.clip_by_global_norm(hp["clip"]), optax.adam(hp["learning_rate"]))
+        loss_fn = lambda p: jnp.mean((predict(p, xs) - target) ** 2)
+
+        def body(carry, _):
+            params, state = carry
+            loss, grads = jax.value_and_grad(loss_fn)(params)
+            updates, state = opt.update(grads, state, params)
+            return (optax.apply_updates(params, updates), state), loss
+
+        (params, _), losses = lax.scan(body, (params, opt.init(params)), None, length=steps)
+        return {"final_loss": losses[-1], "min_loss": losses.min()}
+
+    axes = sample({"learning_rate": LogUniform(1e-4, 3e-2), "clip": LogUniform(0.1, 10.0)}, points, method="sobol")
+    return train, axes, dict(product=False, seeds=seeds)
+
+
 BUILDERS = {"sextic": sextic, "fullbatch_mlp": fullbatch_mlp, "minibatch_mlp": minibatch_mlp,
-            "step_network": step_network, "conv_net": conv_net}
+            "step_network": step_network, "conv_net": conv_net, "rnn": rnn}
 
 
 # ---------------------------------------------------------------- the methods
