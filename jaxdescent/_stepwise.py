@@ -250,8 +250,8 @@ def successive_halving(
         raise InvalidArgument(f"eta must be an integer >= 2, got {eta!r}")
     if seeds is not None:
         seeds = _positive(seeds, "seeds")
-    key = _check_key(key)
     _check_run(init, advance, items, metric, min_steps)
+    key = _check_key(key)
 
     budgets = [min_steps]
     while budgets[-1] < max_steps:
@@ -453,7 +453,6 @@ def pbt(
         raise InvalidArgument(f"quantile must be in (0, 0.5], got {quantile!r}")
     if not callable(explore):
         raise InvalidArgument(f"explore must be callable as explore(hp, key) -> hp, got {explore!r}")
-    key = _check_key(key)
     _check_run(init, advance, items, metric, steps_per_round)
     hp_shape = {name: jax.ShapeDtypeStruct((), v.dtype) for name, v in items}
     try:
@@ -463,6 +462,7 @@ def pbt(
             from e
     if not isinstance(out, Mapping) or set(out) != set(hp_shape) or any(np.shape(v) != () for v in out.values()):
         raise InvalidArgument(f"explore must return a dict of scalars with the names {sorted(hp_shape)}, got {out!r}")
+    key = _check_key(key)
     n = len(items[0][1])
     config = _PBTConfig(_engine.Static(init), _engine.Static(advance), _engine.Static(explore), metric, mode,
                         steps_per_round, num_rounds, max(1, int(quantile * n)))
