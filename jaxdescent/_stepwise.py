@@ -67,10 +67,10 @@ def _init_run(hp, key, *, init):
 
 
 def _worst_last(score, mode):
-    """``score`` turned so that larger is better and NaN is worst (-inf)."""
+    """``score`` turned so that larger is better and NaN is worst (-inf); NumPy in, NumPy out."""
+    xp = jnp if isinstance(score, jax.Array) else np
     score = score if mode == "max" else -score
-    return jnp.where(jnp.isnan(score), -jnp.inf, score) if isinstance(score, jax.Array) else \
-        np.where(np.isnan(score), -np.inf, score)
+    return xp.where(xp.isnan(score), -xp.inf, score)
 
 
 def _ranking(score: np.ndarray, mode: str) -> np.ndarray:
@@ -197,10 +197,14 @@ def successive_halving(
     keep the points' order) and keeps the best ``ceil(n / eta)``. The last rung
     is the one that reaches ``max_steps``; its best point is ``best``.
 
-    Each rung compiles one program (its number of steps and of survivors are
-    static); a second search with the same sizes compiles nothing. ``init``
-    and ``advance`` are static configuration: pass the same function objects
-    to reuse the compilations.
+    Run ``i`` of a point (seed ``i``) has the key ``fold_in(key, i)``: ``init``
+    receives it, and the rung that starts after ``d`` steps calls ``advance``
+    with ``fold_in(run_key, d)``, so a run's numbers do not depend on the rungs.
+    The survivors are picked on the host between rungs (so not inside
+    ``jit``). Each rung compiles one program (its number of steps and of
+    survivors are static); a second search with the same sizes compiles
+    nothing. ``init`` and ``advance`` are static configuration: pass the same
+    function objects to reuse the compilations.
 
     Args:
       init: ``init(hp, key) -> state``.
