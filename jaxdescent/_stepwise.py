@@ -138,6 +138,9 @@ def _check_run(init, advance, items, metric, num_steps):
     if not isinstance(metrics, Mapping) or metric not in metrics:
         have = list(metrics) if isinstance(metrics, Mapping) else type(metrics).__name__
         raise InvalidArgument(f"metric {metric!r} is not among advance's metrics {have}")
+    taken = {"point", "rung", "steps", "round", "member", "copied_from", *hp}  # the tables' other columns
+    if metric in taken:
+        raise InvalidArgument(f"metric {metric!r} has the name of a column of the search's table; rename it")
     if metrics[metric].shape != ():
         raise InvalidArgument(f"metric {metric!r} must be one scalar per run, got shape {metrics[metric].shape}")
     return state, metrics
@@ -301,6 +304,7 @@ class History(NamedTuple):
       copied_from: the member whose state and hyperparameters each member took
         after the round (itself when it kept its own).
       steps_per_round: steps per round.
+      metric_name: the name of the ranked metric (its column in :meth:`to_pandas`).
     """
 
     hp: dict

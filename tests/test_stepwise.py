@@ -281,6 +281,8 @@ def _pbt(**kw):
     pytest.param(lambda: _sh(points={"lr": np.ones(3), "noise": np.ones(2)}), "points", id="sh-unequal"),
     pytest.param(lambda: _sh(metric="accuracy"), "metric", id="sh-metric"),
     pytest.param(lambda: _sh(mode="best"), "mode", id="sh-mode"),
+    pytest.param(lambda: successive_halving(decay_init, lambda hp, s, k, n: (s, {"steps": s}), {"rate": [0.5]},
+                                            metric="steps", min_steps=1, max_steps=2), "metric", id="metric-column"),
     pytest.param(lambda: _sh(seeds=0), "seeds", id="seeds=0"),
     pytest.param(lambda: _pbt(quantile=0.0), "quantile", id="quantile=0"),
     pytest.param(lambda: _pbt(quantile=0.6), "quantile", id="quantile>0.5"),
