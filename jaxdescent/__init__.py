@@ -30,6 +30,12 @@ from jaxdescent._engine import sweep_fn as sweep_fn
 from jaxdescent._space import LogUniform as LogUniform
 from jaxdescent._space import Uniform as Uniform
 from jaxdescent._space import sample as sample
+from jaxdescent._stepwise import Halving as Halving
+from jaxdescent._stepwise import PBTResult as PBTResult
+from jaxdescent._stepwise import Stepped as Stepped
+from jaxdescent._stepwise import pbt as pbt
+from jaxdescent._stepwise import stepwise as stepwise
+from jaxdescent._stepwise import successive_halving as successive_halving
 from jaxdescent._sweep import SweepResult as SweepResult
 from jaxdescent._sweep import fast_cpu_flags as fast_cpu_flags
 from jaxdescent._sweep import grid_pairs as grid_pairs
@@ -55,9 +61,12 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "Bifurcation",
     "Coords",
+    "Halving",
     "LogUniform",
+    "PBTResult",
     "Point",
     "Runs",
+    "Stepped",
     "SweepResult",
     "Trajectory",
     "Uniform",
@@ -71,9 +80,12 @@ __all__ = [
     "grid_search",
     "losses",
     "network",
+    "pbt",
     "sample",
     "sharpness",
     "stationary_point",
+    "stepwise",
+    "successive_halving",
     "sweep",
     "sweep_fn",
     "sweep_pairs",

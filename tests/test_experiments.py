@@ -82,6 +82,16 @@ def table_rows(text):
             if line.startswith("| ") and not line.startswith("|---")]
 
 
+def test_pbt_toy_quick(tmp_path):
+    out = script("pbt_toy.py", "--out", str(tmp_path), "--quick")
+    rows = {r[0]: [float(x) for x in r[1:]] for r in table_rows(out) if r[0] != "variant"}
+    assert rows["PBT (exploit + explore)"][2] > 1.19  # the worst key still reaches the optimum 1.2
+    assert rows["grid search (each h alone)"] == pytest.approx([1.2 - 0.81] * 3, abs=1e-3)  # one θ_i stays 0.9
+    assert rows["exploit only"][1] < 0.4 and rows["explore only"][1] < 1.1
+    assert (tmp_path / "pbt_toy.png").stat().st_size > 10_000
+    assert (tmp_path / "pbt_toy.md").read_text() in out
+
+
 def test_edge_of_stability_quick(tmp_path):
     out = script("edge_of_stability.py", "--out", str(tmp_path), "--quick")
     rows = {(r[0], r[1]): r for r in table_rows(out) if r[1] and r[0] != "optimizer"}

@@ -1,0 +1,583 @@
+"""Searches on stepwise runs: successive halving, population-based training, per-run early stopping.
+
+A *stepwise run* is two pure functions:
+
+* ``init(hp, key) -> state``: any pytree of arrays (parameters, optimizer state,
+  a step counter);
+* ``advance(hp, state, key, num_steps) -> (state, metrics)``: trains
+  ``num_steps`` (a Python int) more steps and measures; ``metrics`` is a dict of
+  scalars.
+
+``hp`` is a dict of traced scalars. Every run has a *run key*: seed ``i`` of a
+search uses ``jax.random.fold_in(key, i)`` as :func:`jaxdescent.sweep_fn` does
+(without seeds every point runs with ``fold_in(key, 0)``), a PBT member ``i``
+uses ``fold_in(key, i)``. ``init`` receives the run key, and each stretch of
+``advance`` receives ``jax.random.fold_in(run_key, steps_done)``, so a run's
+randomness depends on how many steps it has done, never on how the stretches
+(rungs, rounds, blocks) are laid out.
+
+All three run on the engine (:func:`jaxdescent._engine.run_grid`): a rung of
+successive halving is one engine call over the surviving points × seeds, with
+each run's state carried as a coordinate; all rounds of PBT are one compiled
+program whose rounds each advance the population through the engine.
+"""
+
+import functools
+import math
+from typing import Any, Callable, Mapping, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxdescent import _engine, _validate
+from jaxdescent._validate import InvalidArgument
+
+# Coordinates the searches add to a run's hp on the engine's run axis (taken out before the user's functions see it).
+_STATE, _SEED, _KEY = "_stepwise_state", "_stepwise_seed", "_stepwise_key"
+_DRAWS = 2**31 - 1  # pbt's exploit/explore draws use fold_in(key, _DRAWS): a number no member uses
+
+
+# ---------------------------------------------------------------- one run on the engine
+
+
+def _advance_run(hp, key, steps_done, *, init, advance, num_steps):
+    """One engine run: take the carried state (or ``init`` it), advance ``num_steps`` steps; ``(state, metrics)``.
+
+    ``hp`` may hold the search's coordinates: the state (for every seed when
+    ``_SEED`` picks one), and the run key (else ``key``, the engine's seed key).
+    """
+    hp = dict(hp)
+    key = hp.pop(_KEY, key)
+    seed = hp.pop(_SEED, None)
+    if _STATE in hp:
+        state = hp.pop(_STATE)
+        if seed is not None:
+            state = jax.tree_util.tree_map(lambda s: s[seed], state)
+    else:
+        state = init(hp, key)
+    return advance(hp, state, jax.random.fold_in(key, steps_done), num_steps)
+
+
+def _init_run(hp, key, *, init):
+    hp = dict(hp)
+    key = hp.pop(_KEY, key)
+    return init(hp, key)
+
+
+def _worst_last(score, mode):
+    """``score`` turned so that larger is better and NaN is worst (-inf); NumPy in, NumPy out."""
+    xp = jnp if isinstance(score, jax.Array) else np
+    score = score if mode == "max" else -score
+    return xp.where(xp.isnan(score), -xp.inf, score)
+
+
+def _ranking(score: np.ndarray, mode: str) -> np.ndarray:
+    """Indices best first; NaN last; ties keep the points' order."""
+    return np.argsort(-_worst_last(np.asarray(score, np.float64), mode), kind="stable")
+
+
+# ---------------------------------------------------------------- input checks
+
+
+def _check_points(points) -> list:
+    if not isinstance(points, Mapping) or not points:
+        raise InvalidArgument(f"points must be a non-empty dict name -> 1-D array (as from sample), got {points!r}")
+    lengths = {name: np.shape(v)[0] if np.ndim(v) == 1 else np.shape(v) for name, v in points.items()}
+    if len(set(lengths.values())) != 1:
+        raise InvalidArgument(f"points must hold 1-D arrays of equal length (one value per point), got {lengths}")
+    for name in points:
+        if isinstance(name, str) and name.startswith("_stepwise"):
+            raise InvalidArgument(f"points: the name {name!r} is reserved")
+    return _engine._check_axes(points, product=False, what="points")
+
+
+def _check_mode(mode):
+    if mode not in ("min", "max"):
+        raise InvalidArgument(f"mode must be 'min' or 'max', got {mode!r}")
+
+
+def _check_key(key):
+    key = jax.random.key(0) if key is None else key
+    _validate.prng_key(key, "key")
+    return key if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else jax.random.wrap_key_data(key)
+
+
+def _positive(value, name):
+    if _validate.num_steps(value, name) < 1:
+        raise InvalidArgument(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def _check_run(init, advance, items, metric, num_steps):
+    """Traces (never compiles) one run: the state and metrics' shapes; raises naming the argument."""
+    for name, f in (("init", init), ("advance", advance)):
+        if not callable(f):
+            raise InvalidArgument(f"{name} must be callable, got {f!r}")
+    if not isinstance(metric, str):
+        raise InvalidArgument(f"metric must be the name of one of advance's metrics, got {metric!r}")
+    hp = {name: jax.ShapeDtypeStruct((), v.dtype) for name, v in items}
+    key = jax.eval_shape(lambda: jax.random.key(0))
+    try:
+        state = jax.eval_shape(init, hp, key)
+    except Exception as e:
+        raise InvalidArgument(f"init failed on hp={{{', '.join(hp)}}} (traced scalars) and a key: "
+                              f"{type(e).__name__}: {e}") from e
+    if any(jnp.issubdtype(x.dtype, jax.dtypes.prng_key) for x in jax.tree_util.tree_leaves(state)):
+        raise InvalidArgument("init: the state holds a jax.random key; keep jax.random.key_data(key) instead "
+                              "(each stretch of advance receives its own key)")
+    try:
+        new_state, metrics = jax.eval_shape(lambda h, s, k: advance(h, s, k, num_steps), hp, state, key)
+    except Exception as e:
+        raise InvalidArgument(f"advance failed on hp, init's state, a key and num_steps={num_steps}: "
+                              f"{type(e).__name__}: {e}") from e
+    if jax.tree_util.tree_structure(new_state) != jax.tree_util.tree_structure(state):
+        raise InvalidArgument("advance must return (state, metrics) with the state in init's structure, got "
+                              f"{jax.tree_util.tree_structure(new_state)} for {jax.tree_util.tree_structure(state)}")
+    if not isinstance(metrics, Mapping) or metric not in metrics:
+        have = list(metrics) if isinstance(metrics, Mapping) else type(metrics).__name__
+        raise InvalidArgument(f"metric {metric!r} is not among advance's metrics {have}")
+    taken = {"point", "rung", "steps", "round", "member", "copied_from", *hp}  # the tables' other columns
+    if metric in taken:
+        raise InvalidArgument(f"metric {metric!r} has the name of a column of the search's table; rename it")
+    if metrics[metric].shape != ():
+        raise InvalidArgument(f"metric {metric!r} must be one scalar per run, got shape {metrics[metric].shape}")
+    return state, metrics
+
+
+def _columns_frame(columns: dict):
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError("to_pandas needs pandas: pip install 'jaxdescent[pandas]'") from None
+    return pd.DataFrame(columns)
+
+
+# ---------------------------------------------------------------- successive halving
+
+
+class Halving(NamedTuple):
+    """What :func:`successive_halving` returns.
+
+    Attributes:
+      best: the best point of the last rung: name → Python float.
+      best_state: its state after ``max_steps`` (each leaf with a leading seed axis when ``seeds``).
+      budgets: the total steps of each rung.
+      rows: a column per field of :meth:`to_pandas`, as NumPy arrays.
+    """
+
+    best: dict
+    best_state: Any
+    budgets: tuple
+    rows: dict
+
+    def to_pandas(self):
+        """A row per point × rung it ran in: ``point``, the hyperparameters, ``rung``, ``steps`` and the metric
+        (the median over seeds)."""
+        return _columns_frame(self.rows)
+
+
+def successive_halving(
+    init: Callable,
+    advance: Callable,
+    points: Mapping[str, Any],
+    *,
+    metric: str,
+    mode: str = "max",
+    min_steps: int,
+    max_steps: int,
+    eta: int = 3,
+    seeds: Optional[int] = None,
+    key: Optional[jax.Array] = None,
+) -> Halving:
+    """Successive halving: every point trains a little, the best ``1/eta`` go on, continuing from their state.
+
+    Rung ``r`` advances every surviving point (× seeds) to
+    ``min(min_steps * eta**r, max_steps)`` steps in total, continuing from its
+    state, as one engine call (:func:`jaxdescent._engine.run_grid`), ranks the
+    points by ``metrics[metric]`` (the median over seeds; NaN ranks last, ties
+    keep the points' order) and keeps the best ``ceil(n / eta)``. The last rung
+    is the one that reaches ``max_steps``; its best point is ``best``.
+
+    Run ``i`` of a point (seed ``i``) has the key ``fold_in(key, i)``: ``init``
+    receives it, and the rung that starts after ``d`` steps calls ``advance``
+    with ``fold_in(run_key, d)``, so a run's numbers do not depend on the rungs.
+    The survivors are picked on the host between rungs (so not inside
+    ``jit``). Each rung compiles one program (its number of steps and of
+    survivors are static); a second search with the same sizes compiles
+    nothing. ``init`` and ``advance`` are static configuration: pass the same
+    function objects to reuse the compilations.
+
+    Args:
+      init: ``init(hp, key) -> state``.
+      advance: ``advance(hp, state, key, num_steps) -> (state, metrics)``.
+      points: name → 1-D array, one value per point (as from :func:`jaxdescent.sample`).
+      metric: the name of the metric in ``metrics`` to rank by.
+      mode: ``"max"`` or ``"min"``: whether larger or smaller is better.
+      min_steps: the steps of the first rung.
+      max_steps: the steps of the last rung (at least ``min_steps``).
+      eta: the factor between rungs (an integer >= 2).
+      seeds: ``K`` runs every point with seeds ``0..K-1`` (seed i:
+        ``fold_in(key, i)``); ``None``: one run per point with ``fold_in(key, 0)``.
+      key: the root key, default ``jax.random.key(0)``.
+
+    Returns:
+      :class:`Halving`: ``.best``, ``.best_state``, ``.budgets`` and ``.to_pandas()``.
+
+    Examples:
+      >>> import jax.numpy as jnp, numpy as np
+      >>> import jaxdescent
+      >>> def init(hp, key):
+      ...     return jnp.float32(1.0)
+      >>> def advance(hp, w, key, num_steps):  # gradient descent on w²
+      ...     for _ in range(num_steps):
+      ...         w = w - hp["lr"] * 2 * w
+      ...     return w, {"loss": w**2}
+      >>> found = jaxdescent.successive_halving(init, advance, {"lr": np.array([0.01, 0.1, 0.4, 0.7])},
+      ...                                       metric="loss", mode="min", min_steps=2, max_steps=8, eta=2)
+      >>> found.best, found.budgets
+      ({'lr': 0.4000000059604645}, (2, 4, 8))
+      >>> found.to_pandas()[["point", "lr", "rung", "steps"]]
+         point    lr  rung  steps
+      0      0  0.01     0      2
+      1      1  0.10     0      2
+      2      2  0.40     0      2
+      3      3  0.70     0      2
+      4      2  0.40     1      4
+      5      3  0.70     1      4
+      6      2  0.40     2      8
+    """
+    items = _check_points(points)
+    _check_mode(mode)
+    min_steps, max_steps = _positive(min_steps, "min_steps"), _positive(max_steps, "max_steps")
+    if min_steps > max_steps:
+        raise InvalidArgument(f"min_steps must be <= max_steps, got min_steps={min_steps} > max_steps={max_steps}")
+    if isinstance(eta, bool) or not isinstance(eta, (int, np.integer)) or eta < 2:
+        raise InvalidArgument(f"eta must be an integer >= 2, got {eta!r}")
+    if seeds is not None:
+        seeds = _positive(seeds, "seeds")
+    _check_run(init, advance, items, metric, min_steps)
+    key = _check_key(key)
+
+    budgets = [min_steps]
+    while budgets[-1] < max_steps:
+        budgets.append(min(budgets[-1] * eta, max_steps))
+    alive = np.arange(len(items[0][1]))
+    state, done = None, 0
+    rows = {"point": [], **{name: [] for name, _ in items}, "rung": [], "steps": [], metric: []}
+    for rung, total in enumerate(budgets):
+        coord = [(name, v[alive]) for name, v in items] + ([] if state is None else [(_STATE, state)])
+        dims = ["point"] * len(coord)
+        if seeds is not None:  # the engine's seed axis: seed i runs with fold_in(key, i)
+            coord, dims = coord + [(_SEED, np.arange(seeds, dtype=np.int32))], dims + ["seed"]
+        run = functools.partial(_advance_run, init=init, advance=advance, num_steps=total - done)
+        state, metrics = _engine.run_grid(run, _engine.Coords(coord, dims), key=key, shared=np.int32(done),
+                                          progress=False)
+        state = jax.tree_util.tree_map(np.asarray, state)  # survivors are picked on the host: no program
+        score = np.asarray(metrics[metric])
+        score = np.median(score, axis=1) if seeds is not None else score
+        rows["point"].append(alive)
+        for name, v in items:
+            rows[name].append(v[alive])
+        rows["rung"].append(np.full(len(alive), rung))
+        rows["steps"].append(np.full(len(alive), total))
+        rows[metric].append(score)
+        order = _ranking(score, mode)
+        keep = order[:math.ceil(len(alive) / eta)] if rung < len(budgets) - 1 else order[:1]
+        alive, done = alive[keep], total
+        state = jax.tree_util.tree_map(lambda x: x[keep], state)
+    best = {name: float(v[alive[0]]) for name, v in items}
+    best_state = jax.tree_util.tree_map(lambda x: x[0], state)
+    return Halving(best, best_state, tuple(budgets), {k: np.concatenate(v) for k, v in rows.items()})
+
+
+# ---------------------------------------------------------------- population-based training
+
+
+class History(NamedTuple):
+    """PBT's record: each array has shape ``(num_rounds, members)``.
+
+    Attributes:
+      hp: name → the hyperparameters in force during each round.
+      metric: the ranked metric after each round.
+      copied_from: the member whose state and hyperparameters each member took
+        after the round (itself when it kept its own).
+      steps_per_round: steps per round.
+      metric_name: the name of the ranked metric (its column in :meth:`to_pandas`).
+    """
+
+    hp: dict
+    metric: np.ndarray
+    copied_from: np.ndarray
+    steps_per_round: int
+    metric_name: str
+
+    def to_pandas(self):
+        """A row per member × round: ``round``, ``member``, ``steps`` (after the round), the hyperparameters then
+        in force, the metric and ``copied_from``."""
+        rounds, members = self.metric.shape
+        r, m = np.meshgrid(np.arange(rounds), np.arange(members), indexing="ij")
+        cols = {"round": r.ravel(), "member": m.ravel(), "steps": (r.ravel() + 1) * self.steps_per_round}
+        cols.update({name: v.ravel() for name, v in self.hp.items()})
+        cols.update({self.metric_name: self.metric.ravel(), "copied_from": self.copied_from.ravel()})
+        return _columns_frame(cols)
+
+
+class PBTResult(NamedTuple):
+    """What :func:`pbt` returns.
+
+    Attributes:
+      best: the best member's hyperparameters after the last round: name → Python float.
+      best_state: its state.
+      hp: every member's final hyperparameters (name → array).
+      state: every member's final state (leaves with a leading member axis).
+      history: :class:`History` (``.to_pandas()``).
+    """
+
+    best: dict
+    best_state: Any
+    hp: dict
+    state: Any
+    history: History
+
+
+class _PBTConfig(NamedTuple):  # static configuration of the compiled program (hashable)
+    init: _engine.Static
+    advance: _engine.Static
+    explore: _engine.Static
+    metric: str
+    mode: str
+    steps_per_round: int
+    num_rounds: int
+    num_copied: int
+
+
+def _pbt_program(hp, key, config):
+    """The whole of PBT, traced once: init, then a ``lax.scan`` over rounds of advance (on the engine) and
+    exploit/explore."""
+    names = tuple(hp)
+    n = hp[names[0]].shape[0]
+    members = jnp.arange(n, dtype=jnp.int32)
+    run_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(members)
+    draws = jax.random.fold_in(key, _DRAWS)
+    state = _engine.run_grid(functools.partial(_init_run, init=config.init.value),
+                             _engine.Coords([*hp.items(), (_KEY, run_keys)], ["point"] * (len(hp) + 1)),
+                             key=key, progress=False)
+    advance_run = functools.partial(_advance_run, init=None, advance=config.advance.value,
+                                    num_steps=config.steps_per_round)
+    q = config.num_copied
+
+    def one_round(carry, r):
+        hp, state = carry
+        coords = _engine.Coords([*hp.items(), (_STATE, state), (_KEY, run_keys)], ["point"] * (len(hp) + 2))
+        state, metrics = _engine.run_grid(advance_run, coords, key=key, shared=r * config.steps_per_round,
+                                          progress=False)
+        score = metrics[config.metric]
+        order = jnp.argsort(-_worst_last(score, config.mode), stable=True)  # best first, NaN last
+        pick_key, explore_key = jax.random.split(jax.random.fold_in(draws, r))
+        donor = order[:q][jax.random.randint(pick_key, (n,), 0, q)]  # a top member for each member
+        bottom = jnp.zeros(n, bool).at[order[n - q:]].set(True)
+        copies = bottom & (r < config.num_rounds - 1)  # no exploit after the last round
+        source = jnp.where(copies, donor, members)
+        taken = {k: v[source] for k, v in hp.items()}
+        explored = jax.vmap(config.explore.value)(taken, jax.vmap(lambda i: jax.random.fold_in(explore_key, i))(members))
+        new_hp = {k: jnp.where(copies, jnp.asarray(explored[k], v.dtype), v) for k, v in taken.items()}
+        new_state = jax.tree_util.tree_map(lambda x: x[source], state)
+        return (new_hp, new_state), (hp, score, source, order[0])
+
+    (hp, state), (hp_rounds, scores, sources, best) = lax.scan(one_round, (hp, state), jnp.arange(config.num_rounds))
+    best = best[-1]
+    return hp, state, hp_rounds, scores, sources, best, jax.tree_util.tree_map(lambda x: x[best], state)
+
+
+_pbt_jitted = jax.jit(_pbt_program, static_argnames="config")
+
+
+def pbt(
+    init: Callable,
+    advance: Callable,
+    points: Mapping[str, Any],
+    *,
+    metric: str,
+    mode: str = "max",
+    steps_per_round: int,
+    num_rounds: int,
+    explore: Callable[[dict, jax.Array], dict],
+    quantile: float = 0.25,
+    key: Optional[jax.Array] = None,
+) -> PBTResult:
+    """Population-based training (Jaderberg et al. 2017, arXiv:1711.09846): all rounds as one compiled program.
+
+    One member per point; member ``i`` runs with the key ``fold_in(key, i)``.
+    Each round advances every member ``steps_per_round`` steps (one vmapped
+    engine call) and ranks the members by ``metrics[metric]`` (NaN last, ties
+    keep the members' order). Then, except after the last round, each of the
+    bottom ``q = max(1, floor(quantile * n))`` members copies the state and
+    hyperparameters of a top-``q`` member drawn uniformly (exploit) and
+    replaces those hyperparameters with ``explore(hp, key)`` (explore). The
+    draws of round ``r`` come from ``k = fold_in(fold_in(key, 2**31 - 1), r)``:
+    ``pick, ex = jax.random.split(k)``; member ``i`` copies
+    ``top[jax.random.randint(pick, (n,), 0, q)[i]]`` and explores with
+    ``fold_in(ex, i)``. A member keeps its own run key when it copies.
+
+    Args:
+      init: ``init(hp, key) -> state``.
+      advance: ``advance(hp, state, key, num_steps) -> (state, metrics)``.
+      points: name → 1-D array: the members' starting hyperparameters.
+      metric: the name of the metric to rank by.
+      mode: ``"max"`` or ``"min"``.
+      steps_per_round: steps between exploits.
+      num_rounds: rounds in all.
+      explore: ``explore(hp, key) -> hp``: a dict of traced scalars in, the
+        same names out (cast back to the points' dtypes).
+      quantile: the fraction of members copied and copied from, in (0, 0.5].
+      key: the root key, default ``jax.random.key(0)``.
+
+    Returns:
+      :class:`PBTResult`: ``.best``, ``.best_state``, ``.hp``, ``.state`` and ``.history``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, numpy as np
+      >>> import jaxdescent
+      >>> def init(hp, key):
+      ...     return jnp.float32(1.0)
+      >>> def advance(hp, w, key, num_steps):
+      ...     for _ in range(num_steps):
+      ...         w = w - hp["lr"] * 2 * w
+      ...     return w, {"loss": w**2}
+      >>> explore = lambda hp, key: {"lr": hp["lr"] * jax.random.choice(key, jnp.array([0.8, 1.25]))}
+      >>> found = jaxdescent.pbt(init, advance, {"lr": np.array([0.01, 0.02, 0.05, 0.1])}, metric="loss",
+      ...                        mode="min", steps_per_round=2, num_rounds=5, explore=explore)
+      >>> found.history.to_pandas().shape
+      (20, 6)
+      >>> found.best["lr"] >= 0.1
+      True
+    """
+    items = _check_points(points)
+    _check_mode(mode)
+    steps_per_round, num_rounds = _positive(steps_per_round, "steps_per_round"), _positive(num_rounds, "num_rounds")
+    if not isinstance(quantile, (int, float, np.floating)) or isinstance(quantile, bool) or not 0 < quantile <= 0.5:
+        raise InvalidArgument(f"quantile must be in (0, 0.5], got {quantile!r}")
+    if not callable(explore):
+        raise InvalidArgument(f"explore must be callable as explore(hp, key) -> hp, got {explore!r}")
+    _check_run(init, advance, items, metric, steps_per_round)
+    hp_shape = {name: jax.ShapeDtypeStruct((), v.dtype) for name, v in items}
+    try:
+        out = jax.eval_shape(explore, hp_shape, jax.eval_shape(lambda: jax.random.key(0)))
+    except Exception as e:
+        raise InvalidArgument(f"explore failed on hp={{{', '.join(hp_shape)}}} and a key: {type(e).__name__}: {e}") \
+            from e
+    if not isinstance(out, Mapping) or set(out) != set(hp_shape) or any(np.shape(v) != () for v in out.values()):
+        raise InvalidArgument(f"explore must return a dict of scalars with the names {sorted(hp_shape)}, got {out!r}")
+    key = _check_key(key)
+    n = len(items[0][1])
+    config = _PBTConfig(_engine.Static(init), _engine.Static(advance), _engine.Static(explore), metric, mode,
+                        steps_per_round, num_rounds, max(1, int(quantile * n)))
+    hp, state, hp_rounds, scores, sources, best, best_state = _pbt_jitted(dict(items), key, config)
+    best = int(best)
+    hp = {k: np.asarray(v) for k, v in hp.items()}
+    history = History({k: np.asarray(v) for k, v in hp_rounds.items()}, np.asarray(scores), np.asarray(sources),
+                      steps_per_round, metric)
+    return PBTResult({k: float(v[best]) for k, v in hp.items()}, best_state, hp, state, history)
+
+
+# ---------------------------------------------------------------- per-run early stopping
+
+
+class Stepped(NamedTuple):
+    """What a :func:`stepwise` run returns.
+
+    Attributes:
+      metrics: ``advance``'s metrics after the last block run (at the stop, if it stopped).
+      steps: the steps run (a multiple of ``every``; ``num_steps`` unless it stopped).
+      curve: the metrics after every block, a leading axis of ``num_steps // every``; NaN (0 for
+        integer metrics) after a stop.
+    """
+
+    metrics: Any
+    steps: jax.Array
+    curve: Any
+
+
+def _stepwise_run(hp, key, *, init, advance, num_steps, every, stop):
+    num_blocks = num_steps // every
+    state = init(hp, key)
+    _, shapes = jax.eval_shape(lambda s: advance(hp, s, key, every), state)
+    blank = lambda s, lead=(): jnp.full(lead + s.shape, jnp.nan if jnp.issubdtype(s.dtype, jnp.inexact) else 0,
+                                        s.dtype)
+    metrics = jax.tree_util.tree_map(blank, shapes)
+    curve = jax.tree_util.tree_map(lambda s: blank(s, (num_blocks,)), shapes)
+
+    def running(carry):
+        _, _, block, stopped, _ = carry
+        return (block < num_blocks) & ~stopped
+
+    def block_of(carry):
+        state, _, block, _, curve = carry
+        state, metrics = advance(hp, state, jax.random.fold_in(key, block * every), every)
+        curve = jax.tree_util.tree_map(lambda c, m: c.at[block].set(m), curve, metrics)
+        nan = [jnp.any(jnp.isnan(x)) for x in jax.tree_util.tree_leaves(metrics) if jnp.issubdtype(x.dtype, jnp.inexact)]
+        stopped = functools.reduce(jnp.logical_or, nan, jnp.bool_(False))
+        if stop is not None:
+            stopped = stopped | jnp.asarray(stop(metrics), bool)
+        return state, metrics, block + 1, stopped, curve
+
+    # Under vmap the loop runs while any run of the chunk runs; a stopped run's carry is kept as it was.
+    _, metrics, block, _, curve = lax.while_loop(running, block_of, (state, metrics, jnp.int32(0), jnp.bool_(False),
+                                                                     curve))
+    return Stepped(metrics, block * every, curve)
+
+
+def stepwise(
+    init: Callable,
+    advance: Callable,
+    *,
+    num_steps: int,
+    every: int,
+    stop: Optional[Callable[[dict], Any]] = None,
+) -> Callable:
+    """A run function ``fn(hp, key)`` for :func:`jaxdescent.sweep_fn` that trains in blocks and stops early.
+
+    ``fn`` calls ``init(hp, key)``, then ``advance(hp, state, fold_in(key,
+    steps_done), every)`` block after block until ``num_steps`` steps, inside a
+    ``lax.while_loop``: a run stops after the first block whose metrics hold a
+    NaN or for which ``stop(metrics)`` is true. Vmapped by the engine, a chunk
+    of runs ends once all its runs have stopped; a stopped run's state is kept
+    as it was. ``fn`` is a ``functools.partial`` of a module-level function:
+    equal arguments reuse one compilation.
+
+    Args:
+      init: ``init(hp, key) -> state``.
+      advance: ``advance(hp, state, key, num_steps) -> (state, metrics)``.
+      num_steps: the most steps a run trains (a multiple of ``every``).
+      every: the steps per block, between checks.
+      stop: ``stop(metrics) -> bool``, or ``None`` (stop at NaN only).
+
+    Returns:
+      ``fn(hp, key) -> Stepped``: the final metrics, the steps run and the learning curve.
+
+    Examples:
+      >>> import jax.numpy as jnp, numpy as np
+      >>> import jaxdescent
+      >>> def advance(hp, w, key, num_steps):
+      ...     for _ in range(num_steps):
+      ...         w = w - hp["lr"] * 2 * w
+      ...     return w, {"loss": w**2}
+      >>> fn = jaxdescent.stepwise(lambda hp, key: jnp.float32(1.0), advance, num_steps=40, every=4,
+      ...                          stop=lambda m: m["loss"] < 1e-3)
+      >>> out = jaxdescent.sweep_fn(fn, {"lr": np.array([0.01, 0.25, 1.5])})
+      >>> out.metrics.steps.tolist()  # lr 0.25 halves w each step: loss < 1e-3 after 5 steps, seen at 8
+      [40, 8, 40]
+      >>> out.metrics.curve["loss"].shape
+      (3, 10)
+    """
+    for name, f in (("init", init), ("advance", advance)):
+        if not callable(f):
+            raise InvalidArgument(f"{name} must be callable, got {f!r}")
+    if stop is not None and not callable(stop):
+        raise InvalidArgument(f"stop must be callable as stop(metrics) -> bool, or None, got {stop!r}")
+    num_steps, every = _positive(num_steps, "num_steps"), _positive(every, "every")
+    if num_steps % every:
+        raise InvalidArgument(f"num_steps must be a multiple of every, got num_steps={num_steps}, every={every}")
+    return functools.partial(_stepwise_run, init=init, advance=advance, num_steps=num_steps, every=every, stop=stop)

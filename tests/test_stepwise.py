@@ -1,0 +1,299 @@
+"""Successive halving, PBT and per-run early stopping against plain Python/NumPy loops that train the same runs."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from jaxdescent import count_compilations, pbt, stepwise, successive_halving, sweep_fn
+from jaxdescent._validate import InvalidArgument
+
+# ---------------------------------------------------------------- a noisy quadratic with a step counter
+
+
+def init(hp, key):
+    return {"w": 1.0 + 0.5 * jax.random.normal(key, (2,)), "count": jnp.int32(0)}
+
+
+def advance(hp, state, key, num_steps):
+    def one(i, s):
+        noise = hp["noise"] * jax.random.normal(jax.random.fold_in(key, i), (2,))
+        return {"w": s["w"] - hp["lr"] * (2 * s["w"] + noise), "count": s["count"] + 1}
+
+    state = lax.fori_loop(0, num_steps, one, state)
+    loss = jnp.sum(state["w"] ** 2)
+    return state, {"loss": jnp.where(hp["lr"] > 0.9, jnp.nan, loss), "count": state["count"]}
+
+
+POINTS = {"lr": np.array([0.01, 0.3, 0.05, 0.95, 0.1, 0.2, 0.02, 0.4], np.float32),
+          "noise": np.array([0.1, 0.5, 0.0, 0.1, 0.2, 0.05, 0.3, 1.0], np.float32)}
+
+
+def reference_halving(points, *, metric, mode, min_steps, max_steps, eta, seeds, key):
+    """Successive halving as a plain Python loop: a jitted advance called per point and seed, ranked by sorting."""
+    run_init, run_advance = jax.jit(init), jax.jit(advance, static_argnums=3)
+    n = len(next(iter(points.values())))
+    hp = [{k: jnp.float32(v[p]) for k, v in points.items()} for p in range(n)]
+    seed_keys = [jax.random.fold_in(key, s) for s in range(seeds or 1)]
+    states = {p: [run_init(hp[p], k) for k in seed_keys] for p in range(n)}
+    budgets, b = [], min_steps
+    while not budgets or budgets[-1] < max_steps:
+        budgets.append(min(b, max_steps))
+        b *= eta
+    alive, done, rungs = list(range(n)), 0, []
+    for rung, total in enumerate(budgets):
+        scores = {}
+        for p in alive:
+            out = [run_advance(hp[p], st, jax.random.fold_in(k, done), total - done)
+                   for st, k in zip(states[p], seed_keys)]
+            states[p] = [s for s, _ in out]
+            scores[p] = float(np.median([float(m[metric]) for _, m in out]))
+        rungs.append(scores)
+        sign = 1 if mode == "max" else -1
+        ranked = sorted(alive, key=lambda p: (math.isnan(scores[p]), -sign * scores[p], p))
+        alive = ranked[:math.ceil(len(alive) / eta)] if rung < len(budgets) - 1 else ranked[:1]
+        done = total
+    return budgets, rungs, alive[0], states[alive[0]]
+
+
+@pytest.mark.parametrize("mode, seeds, eta", [pytest.param("min", 3, 2, id="min-3seeds-eta2"),
+                                              pytest.param("max", None, 3, id="max-noseeds-eta3")])
+def test_successive_halving_matches_a_python_loop(mode, seeds, eta):
+    key = jax.random.key(4)
+    got = successive_halving(init, advance, POINTS, metric="loss", mode=mode, min_steps=2, max_steps=12, eta=eta,
+                             seeds=seeds, key=key)
+    budgets, rungs, best, best_states = reference_halving(POINTS, metric="loss", mode=mode, min_steps=2, max_steps=12,
+                                                          eta=eta, seeds=seeds, key=key)
+    assert got.budgets == tuple(budgets)
+    table = got.to_pandas()
+    for rung, scores in enumerate(rungs):  # the same survivors at every rung, the same metrics
+        rows = table[table.rung == rung]
+        assert rows.point.tolist() == list(scores)  # the survivors, best first
+        assert set(rows.steps) == {budgets[rung]}
+        want = np.array([scores[p] for p in rows.point])
+        # To float32 rounding (bit-identical on the machine this was written on): the engine vmaps the runs, the
+        # loop does not, and XLA may contract a*b + c differently.
+        np.testing.assert_allclose(rows.loss.to_numpy(), want, rtol=1e-6)
+    assert got.best == {k: float(v[best]) for k, v in POINTS.items()}
+    want_state = jax.tree_util.tree_map(lambda *s: np.stack(s) if seeds else s[0], *best_states)
+    np.testing.assert_allclose(got.best_state["w"], want_state["w"], rtol=1e-6)
+    # Rungs continue from their state: the counter has counted every step (from scratch it would hold the last
+    # rung's steps only).
+    np.testing.assert_array_equal(got.best_state["count"], 12)
+    assert np.isnan(table[table.point == 3].loss).all() and len(table[table.point == 3]) == 1  # NaN never survives
+
+
+def test_nan_ranks_last_in_both_modes():
+    points = {"lr": np.array([0.95, 0.01], np.float32), "noise": np.zeros(2, np.float32)}
+    for mode in ("min", "max"):
+        got = successive_halving(init, advance, points, metric="loss", mode=mode, min_steps=1, max_steps=2, eta=2)
+        assert got.best["lr"] == pytest.approx(0.01)
+
+
+def test_successive_halving_compiles_one_program_per_rung():
+    def fresh_advance(hp, state, key, num_steps):  # a new function: nothing cached for it
+        return advance(hp, state, key, num_steps)
+
+    settings = dict(metric="loss", mode="min", min_steps=1, max_steps=8, eta=2, seeds=2, key=jax.random.key(0))
+    with count_compilations() as c:
+        first = successive_halving(init, fresh_advance, POINTS, **settings)
+    assert first.budgets == (1, 2, 4, 8)
+    assert c.count == 4  # rungs of 8, 4, 2 and 1 points: one program each
+    other = {k: v[::-1].copy() for k, v in POINTS.items()}
+    with count_compilations() as c:
+        successive_halving(init, fresh_advance, other, **settings)
+    assert c.count == 0
+
+
+# ---------------------------------------------------------------- PBT against a NumPy simulation
+
+
+def target_init(hp, key):
+    return {"w": jax.random.uniform(key, (), minval=-1.0, maxval=1.0), "count": jnp.int32(0)}
+
+
+def target_advance(hp, state, key, num_steps):
+    w = lax.fori_loop(0, num_steps, lambda i, w: w - hp["lr"] * 2 * (w - 3.0), state["w"])
+    return {"w": w, "count": state["count"] + num_steps}, {"loss": (w - 3.0) ** 2}
+
+
+def scale_lr(hp, key):
+    return {"lr": hp["lr"] * jax.random.uniform(key, (), minval=0.5, maxval=1.5)}
+
+
+def numpy_pbt(lr, key, *, steps_per_round, num_rounds, quantile):
+    """PBT's rounds in NumPy (float32), with the draws the docstring of pbt names, made by jax.random."""
+    n = len(lr)
+    lr = lr.astype(np.float32).copy()
+    w = np.array([float(target_init(None, jax.random.fold_in(key, i))["w"]) for i in range(n)], np.float32)
+    q = max(1, int(quantile * n))
+    draws = jax.random.fold_in(key, 2**31 - 1)
+    lrs, losses, sources = [], [], []
+    for r in range(num_rounds):
+        for _ in range(steps_per_round):
+            w = (w - lr * np.float32(2) * (w - np.float32(3))).astype(np.float32)
+        loss = (w - np.float32(3)) ** 2
+        lrs.append(lr.copy())
+        losses.append(loss)
+        order = sorted(range(n), key=lambda i: (np.isnan(loss[i]), loss[i], i))
+        pick, ex = jax.random.split(jax.random.fold_in(draws, r))
+        slots = np.asarray(jax.random.randint(pick, (n,), 0, q))
+        source = np.arange(n)
+        if r < num_rounds - 1:
+            for i in order[n - q:]:
+                source[i] = order[:q][slots[i]]
+        factor = np.array([float(jax.random.uniform(jax.random.fold_in(ex, i), (), minval=0.5, maxval=1.5))
+                           for i in range(n)], np.float32)
+        moved = source != np.arange(n)
+        lr, w = np.where(moved, lr[source] * factor, lr[source]).astype(np.float32), w[source]
+        sources.append(source)
+    return np.array(lrs), np.array(losses), np.array(sources), w
+
+
+def test_pbt_matches_a_numpy_simulation():
+    lr = np.array([0.001, 0.004, 0.002, 0.02, 0.01, 0.003, 0.03, 0.005], np.float32)
+    key = jax.random.key(3)
+    got = pbt(target_init, target_advance, {"lr": lr}, metric="loss", mode="min", steps_per_round=3, num_rounds=6,
+              explore=scale_lr, quantile=0.25, key=key)
+    lrs, losses, sources, w = numpy_pbt(lr, key, steps_per_round=3, num_rounds=6, quantile=0.25)
+    np.testing.assert_array_equal(got.history.copied_from, sources)
+    assert (sources != np.arange(8)).any(axis=1)[:-1].all()  # every round but the last copies 2 members
+    np.testing.assert_allclose(got.history.hp["lr"], lrs, rtol=1e-6)  # XLA against NumPy: a few float32 ulps
+    np.testing.assert_allclose(got.history.metric, losses, rtol=1e-6)
+    np.testing.assert_allclose(got.state["w"], w, rtol=1e-6)
+    np.testing.assert_array_equal(got.state["count"], 18)  # copied states keep counting: never restarted
+    best = int(np.argmin(losses[-1]))
+    assert got.best == {"lr": float(lrs[-1][best])}
+    assert float(got.best_state["w"]) == pytest.approx(float(w[best]), rel=1e-5)
+    table = got.history.to_pandas()
+    assert len(table) == 48 and list(table.columns) == ["round", "member", "steps", "lr", "loss", "copied_from"]
+    assert table.steps.max() == 18
+
+
+def test_pbt_is_one_compiled_program():
+    def fresh_advance(hp, state, key, num_steps):
+        return target_advance(hp, state, key, num_steps)
+
+    lr, key = np.linspace(0.001, 0.03, 6).astype(np.float32), jax.random.key(0)
+    settings = dict(metric="loss", mode="min", steps_per_round=2, num_rounds=5, explore=scale_lr, key=key)
+    with count_compilations() as c:
+        pbt(target_init, fresh_advance, {"lr": lr}, **settings)
+    assert c.count == 1
+    with count_compilations() as c:
+        pbt(target_init, fresh_advance, {"lr": lr[::-1].copy()}, **settings)
+    assert c.count == 0
+
+
+# ---------------------------------------------------------------- the PBT paper's toy example (fig. 2)
+
+TOY_LR = 0.01  # gradient ascent on the surrogate, as public reimplementations of the toy use
+
+
+def toy_init(hp, key):
+    return jnp.full(2, 0.9, jnp.float32)
+
+
+def toy_advance(hp, theta, key, num_steps):
+    h = jnp.stack([hp["h0"], hp["h1"]])
+    theta = lax.fori_loop(0, num_steps, lambda i, t: t + TOY_LR * (-2 * h * t), theta)  # ascent on Q̂(θ|h)
+    return theta, {"Q": 1.2 - jnp.sum(theta**2)}  # the true objective, read out for ranking
+
+
+def toy_explore(hp, key):
+    noise = 0.1 * jax.random.normal(key, (2,))
+    return {"h0": hp["h0"] + noise[0], "h1": hp["h1"] + noise[1]}
+
+
+def test_pbt_toy_example_reaches_the_optimum_where_the_ablations_do_not():
+    points = {"h0": np.array([1.0, 0.0], np.float32), "h1": np.array([0.0, 1.0], np.float32)}
+    settings = dict(metric="Q", steps_per_round=4, num_rounds=50, quantile=0.5, key=jax.random.key(0))
+    full = pbt(toy_init, toy_advance, points, explore=toy_explore, **settings)
+    exploit_only = pbt(toy_init, toy_advance, points, explore=lambda hp, key: hp, **settings)
+    # explore only: each member alone (a population of one copies itself), h perturbed every round
+    explore_only = [pbt(toy_init, toy_advance, {k: v[i:i + 1] for k, v in points.items()}, explore=toy_explore,
+                        **settings) for i in range(2)]
+    grid = sweep_fn(stepwise(toy_init, toy_advance, num_steps=200, every=4), points, product=False)
+    assert full.history.metric[-1].max() > 1.19
+    assert np.asarray(grid.metrics.metrics["Q"]).max() == pytest.approx(1.2 - 0.81, abs=1e-3)  # one θ_i stays 0.9
+    assert exploit_only.history.metric.max() < 0.4
+    assert max(r.history.metric.max() for r in explore_only) < 1.0
+
+
+# ---------------------------------------------------------------- early stopping in sweep_fn
+
+
+def decay_advance(hp, w, key, num_steps):
+    w = lax.fori_loop(0, num_steps, lambda i, w: w * hp["rate"], w)
+    return w, {"w": w, "bad": jnp.where(w > hp["nan_above"], jnp.nan, w)}
+
+
+def decay_init(hp, key):
+    return jnp.float32(1.0)
+
+
+def test_stepwise_stops_at_the_first_block_where_the_rule_or_a_nan_holds():
+    axes = {"rate": np.array([0.9, 0.5, 1.1, 0.99], np.float32),
+            "nan_above": np.array([10.0, 10.0, 2.0, 10.0], np.float32)}
+    every, num_steps = 3, 30
+    stop = lambda m: m["w"] < 0.05
+    fn = stepwise(decay_init, decay_advance, num_steps=num_steps, every=every, stop=stop)
+    got = sweep_fn(fn, axes, product=False).metrics
+    step = jax.jit(decay_advance, static_argnums=3)
+    for i in range(4):  # a plain loop of blocks, checking after each
+        hp = {k: jnp.float32(v[i]) for k, v in axes.items()}
+        w, steps, curve = decay_init(hp, None), 0, []
+        while steps < num_steps:
+            w, m = step(hp, w, jax.random.key(0), every)
+            steps += every
+            curve.append(float(m["w"]))
+            if bool(stop(m)) or np.isnan(float(m["bad"])):
+                break
+        assert int(got.steps[i]) == steps
+        np.testing.assert_array_equal(np.asarray(got.curve["w"][i, :len(curve)]), np.float32(curve))
+        assert np.isnan(np.asarray(got.curve["w"][i, len(curve):])).all()  # nothing recorded after the stop
+        assert float(got.metrics["w"][i]) == np.float32(curve[-1])  # the stopped run kept its state
+    assert got.steps.tolist() == [30, 6, 9, 30]  # 0.5⁶ < 0.05; 1.1⁹ > 2 gives NaN (1.1⁶ < 2); the others run out
+
+
+# ---------------------------------------------------------------- bad inputs
+
+
+def _sh(**kw):
+    args = dict(metric="loss", min_steps=1, max_steps=4) | kw
+    points = args.pop("points", POINTS)
+    return successive_halving(init, advance, points, **args)
+
+
+def _pbt(**kw):
+    args = dict(metric="loss", steps_per_round=1, num_rounds=2, explore=lambda hp, key: hp) | kw
+    points = args.pop("points", POINTS)
+    return pbt(init, advance, points, **args)
+
+
+@pytest.mark.parametrize("call, name", [
+    pytest.param(lambda: _sh(min_steps=5, max_steps=4), "min_steps", id="min_steps>max_steps"),
+    pytest.param(lambda: _sh(min_steps=0), "min_steps", id="min_steps=0"),
+    pytest.param(lambda: _sh(eta=1), "eta", id="eta<2"),
+    pytest.param(lambda: _sh(eta=2.5), "eta", id="eta-float"),
+    pytest.param(lambda: _sh(points={"lr": np.ones(3), "noise": np.ones(2)}), "points", id="sh-unequal"),
+    pytest.param(lambda: _sh(metric="accuracy"), "metric", id="sh-metric"),
+    pytest.param(lambda: _sh(mode="best"), "mode", id="sh-mode"),
+    pytest.param(lambda: successive_halving(decay_init, lambda hp, s, k, n: (s, {"steps": s}), {"rate": [0.5]},
+                                            metric="steps", min_steps=1, max_steps=2), "metric", id="metric-column"),
+    pytest.param(lambda: _sh(seeds=0), "seeds", id="seeds=0"),
+    pytest.param(lambda: _pbt(quantile=0.0), "quantile", id="quantile=0"),
+    pytest.param(lambda: _pbt(quantile=0.6), "quantile", id="quantile>0.5"),
+    pytest.param(lambda: _pbt(points={"lr": np.ones(3), "noise": np.ones(2)}), "points", id="pbt-unequal"),
+    pytest.param(lambda: _pbt(metric="acc"), "metric", id="pbt-metric"),
+    pytest.param(lambda: _pbt(mode="maximum"), "mode", id="pbt-mode"),
+    pytest.param(lambda: _pbt(explore=lambda hp, key: {"lr": hp["lr"]}), "explore", id="explore-names"),
+    pytest.param(lambda: _pbt(num_rounds=0), "num_rounds", id="num_rounds=0"),
+    pytest.param(lambda: stepwise(decay_init, decay_advance, num_steps=10, every=3), "every", id="every"),
+])
+def test_bad_inputs_raise_one_clear_error_before_compiling(call, name):
+    with count_compilations() as c, pytest.raises(InvalidArgument, match=name):
+        call()
+    assert c.count == 0
