@@ -313,7 +313,7 @@ def goal(rows):
     reached = sh["best_val"] >= seq["best_val"]
     ratio = sh["wall_s"] / seq["wall_s"]
     return (f"Goal: successive halving {'reaches' if reached else 'does NOT reach'} sequential Optuna's best "
-            f"validation accuracy ({sh['best_val']:.4f} vs {seq['best_val']:.4f}) in {ratio:.3f} of its wall time "
+            f"validation accuracy ({sh['best_val']:.4f} vs {seq['best_val']:.4f}), in {ratio:.3f} × its wall time "
             f"(target ≤ 0.333: {'met' if reached and ratio <= 1 / 3 else 'not met'}; only a quiet machine's full "
             "run counts).")
 
@@ -344,7 +344,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join("experiments", "out", "search_showcase"))
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: a budget of 8 trainings of 90 steps, Optuna batches of 4")
+                        help="a smoke run: a budget of 8 trainings of 90 steps, rungs of 30 and 90, Optuna batches of 4")
     parser.add_argument("--trainings", type=int, default=256, help="the budget, in full trainings")
     parser.add_argument("--max-steps", type=int, default=810, help="steps of a full training")
     parser.add_argument("--min-steps", type=int, default=30, help="successive halving's first rung")
@@ -353,7 +353,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=32, help="Optuna trials per batch (d)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.trainings, args.max_steps, args.min_steps, args.rounds, args.batch_size = 8, 90, 10, 3, 4
+        args.trainings, args.max_steps, args.min_steps, args.rounds, args.batch_size = 8, 90, 30, 3, 4
 
     import optuna
 
