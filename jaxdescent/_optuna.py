@@ -37,11 +37,11 @@ def _optuna():
     return optuna
 
 
-def _field(metrics, name: str):
-    """``metrics[name]`` for a dict, ``metrics.name`` for a NamedTuple; None when it has no such entry."""
+def _as_dict(metrics) -> Optional[Mapping]:
+    """fn's metrics as a mapping: a dict as it is, a NamedTuple's fields; None for anything else."""
     if hasattr(metrics, "_asdict"):
-        metrics = metrics._asdict()
-    return metrics.get(name) if isinstance(metrics, Mapping) else None
+        return metrics._asdict()
+    return metrics if isinstance(metrics, Mapping) else None
 
 
 def _count(value, name: str) -> int:
@@ -151,13 +151,12 @@ def optuna_search(
     except Exception as e:
         raise InvalidArgument(f"fn failed on hp={{{', '.join(hp)}}} (traced scalars) and a key: "
                               f"{type(e).__name__}: {e}") from e
-    found = _field(shapes, metric) if isinstance(metric, str) else None
-    if found is None:
-        names = list(shapes._asdict() if hasattr(shapes, "_asdict") else shapes) if isinstance(shapes, Mapping) \
-            or hasattr(shapes, "_asdict") else f"none: fn returns {type(shapes).__name__}, not a dict or NamedTuple"
+    fields = _as_dict(shapes)
+    if fields is None or not isinstance(metric, str) or metric not in fields:
+        names = list(fields) if fields is not None else f"none: fn returns a {type(shapes).__name__}, not a dict"
         raise InvalidArgument(f"metric must name one of fn's metrics ({names}), got {metric!r}")
-    if not isinstance(found, jax.ShapeDtypeStruct) or found.shape != ():
-        raise InvalidArgument(f"metric {metric!r} must be one scalar per run, got {found}")
+    if not isinstance(fields[metric], jax.ShapeDtypeStruct) or fields[metric].shape != ():
+        raise InvalidArgument(f"metric {metric!r} must be one scalar per run, got {fields[metric]}")
     distributions = _distributions(optuna, space)
     runs_per_batch, num_runs = batch_size * (seeds or 1), num_batches * batch_size * (seeds or 1)
     for batch in range(num_batches):
@@ -167,7 +166,7 @@ def optuna_search(
             report = None if on_runs is None else (
                 lambda done, total, before=batch * runs_per_batch: on_runs(before + done, num_runs))
             runs = sweep_fn(fn, points, product=False, seeds=seeds, key=key, progress=report or False)
-            values = np.asarray(_field(runs.metrics, metric), dtype=np.float64)
+            values = np.asarray(_as_dict(runs.metrics)[metric], dtype=np.float64)
         except BaseException:  # the batch's trials are failed, not left running in the study
             for t in trials:
                 study.tell(t, state=optuna.trial.TrialState.FAIL)

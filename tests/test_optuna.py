@@ -1,6 +1,7 @@
 """optuna_search against Optuna's own loops: the same sampler seed asks the same trials and is told the same values."""
 
 import sys
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -248,3 +249,17 @@ def test_without_optuna_the_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna raises ImportError
     with pytest.raises(ImportError, match=r"pip install 'jaxdescent\[optuna\]'"):
         optuna_search(bowl, None, SPACE, num_batches=1, batch_size=1, metric="loss")
+
+
+class Measured(NamedTuple):
+    loss: jax.Array
+    width: jax.Array
+
+
+def test_metrics_may_be_a_named_tuple():
+    fn = lambda hp, key: Measured(bowl(hp, key)["loss"], hp["width"])
+    study = optuna_search(fn, optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)), SPACE,
+                          num_batches=1, batch_size=4, metric="width")
+    assert [t.value for t in study.trials] == [t.params["width"] for t in study.trials]
+    with pytest.raises(ValueError, match=r"metrics \(\['loss', 'width'\]\), got 'acc'"):
+        optuna_search(fn, study, SPACE, num_batches=1, batch_size=4, metric="acc")
