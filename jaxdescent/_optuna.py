@@ -88,8 +88,9 @@ def optuna_search(
     call does. So all trials are compared on the same random draws (initial
     weights, minibatches), and a trial's value depends on its hyperparameters
     alone, not on ``batch_size`` or the batch it was asked in: the same as
-    ``sweep_fn`` gives for those points. Use ``seeds`` for values that do not
-    hang on one draw.
+    ``sweep_fn`` gives for those points (up to the last bits, which depend on
+    ``sweep_fn``'s chunk and so on the batch size). Use ``seeds`` for values
+    that do not hang on one draw.
 
     Args:
       fn: ``fn(hp, key) -> metrics``, a dict or NamedTuple with a scalar per run
