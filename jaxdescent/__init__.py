@@ -27,6 +27,7 @@ from jaxdescent import network as network
 from jaxdescent._engine import Coords as Coords
 from jaxdescent._engine import Runs as Runs
 from jaxdescent._engine import sweep_fn as sweep_fn
+from jaxdescent._optuna import optuna_search as optuna_search
 from jaxdescent._space import LogUniform as LogUniform
 from jaxdescent._space import Uniform as Uniform
 from jaxdescent._space import sample as sample
@@ -80,6 +81,7 @@ __all__ = [
     "grid_search",
     "losses",
     "network",
+    "optuna_search",
     "pbt",
     "sample",
     "sharpness",

@@ -1,0 +1,181 @@
+"""Optuna's samplers, a batch at a time: ask ``batch_size`` trials, run them in one ``sweep_fn`` call, tell them.
+
+Optuna asks one trial, waits for its objective, then asks the next; a JAX
+training is fast when many run together as one compiled program. Here each
+batch is asked first (``study.ask`` with the space's distributions), run as the
+points of one :func:`jaxdescent.sweep_fn` call (``product=False``), then told.
+Batches of one size reuse one compilation.
+
+The space is the one :func:`jaxdescent.sample` takes, translated into Optuna's
+distributions: :class:`~jaxdescent.Uniform` ``(low, high)`` →
+``FloatDistribution(low, high)``, :class:`~jaxdescent.LogUniform` →
+``FloatDistribution(low, high, log=True)`` and a sequence of choices →
+``CategoricalDistribution(choices)`` (Optuna's ranges include ``high``).
+
+Optuna is an optional extra (``pip install 'jaxdescent[optuna]'``), imported
+only when :func:`optuna_search` runs.
+"""
+
+import numbers
+from collections.abc import Mapping
+from typing import Any, Callable, Optional
+
+import jax
+import numpy as np
+
+from jaxdescent import _progress, _validate
+from jaxdescent._engine import _check_axes, sweep_fn
+from jaxdescent._space import LogUniform, Uniform, sample
+from jaxdescent._validate import InvalidArgument
+
+
+def _optuna():
+    try:
+        import optuna
+    except ImportError as e:
+        raise ImportError("jaxdescent.optuna_search needs Optuna: pip install 'jaxdescent[optuna]'") from e
+    return optuna
+
+
+def _as_dict(metrics) -> Optional[Mapping]:
+    """fn's metrics as a mapping: a dict as it is, a NamedTuple's fields; None for anything else."""
+    if hasattr(metrics, "_asdict"):
+        return metrics._asdict()
+    return metrics if isinstance(metrics, Mapping) else None
+
+
+def _count(value, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
+        raise InvalidArgument(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _distributions(optuna, space) -> dict:
+    out = {}
+    for name, dim in space.items():
+        if isinstance(dim, (Uniform, LogUniform)):
+            out[name] = optuna.distributions.FloatDistribution(float(dim.low), float(dim.high),
+                                                               log=isinstance(dim, LogUniform))
+        else:  # Python scalars: Optuna stores choices as JSON
+            out[name] = optuna.distributions.CategoricalDistribution(np.asarray(dim).tolist())
+    return out
+
+
+def optuna_search(
+    fn: Callable[[dict, jax.Array], Any],
+    study,
+    space: Mapping[str, Any],
+    *,
+    num_batches: int,
+    batch_size: int,
+    metric: str,
+    seeds: Optional[int] = None,
+    key: Optional[jax.Array] = None,
+    progress: _progress.Progress = True,
+):
+    """Runs ``num_batches`` batches of ``batch_size`` trials of ``study``, each batch in one ``sweep_fn`` call.
+
+    Each batch asks ``study`` for ``batch_size`` trials over ``space``, runs
+    ``fn`` on their hyperparameters × ``seeds`` as the points of one
+    :func:`jaxdescent.sweep_fn` call, and tells each trial its value: the
+    median of ``metrics[metric]`` over seeds (NumPy's median: a NaN in any
+    seed makes it NaN). A non-finite value (NaN, ±inf) is a failed trial
+    (``TrialState.FAIL``), as Optuna does with a sequential objective. The
+    study's direction says whether larger or smaller is better.
+
+    Every batch uses the same ``key``: the run of a trial's seed i gets
+    ``fold_in(key, i)`` whatever its batch, as every point of one ``sweep_fn``
+    call does. So all trials are compared on the same random draws (initial
+    weights, minibatches), and a trial's value depends on its hyperparameters
+    alone, not on ``batch_size`` or the batch it was asked in: the same as
+    ``sweep_fn`` gives for those points (up to the last bits, which depend on
+    ``sweep_fn``'s chunk and so on the batch size). Use ``seeds`` for values
+    that do not hang on one draw.
+
+    Args:
+      fn: ``fn(hp, key) -> metrics``, a dict or NamedTuple with a scalar per run
+        under ``metric``; ``hp`` maps each name of ``space`` to a traced scalar.
+      study: an ``optuna.Study`` with one objective (its sampler decides what is
+        asked: TPE, random, CMA-ES, ...).
+      space: name → :class:`~jaxdescent.Uniform`, :class:`~jaxdescent.LogUniform`
+        or a sequence of numeric choices, as for :func:`jaxdescent.sample`.
+      num_batches: batches to run, a positive int.
+      batch_size: trials per batch, a positive int; trials that run together.
+      metric: the entry of ``fn``'s metrics that is told as the trial's value.
+      seeds: ``K`` runs every trial K times (seed i with ``fold_in(key, i)``)
+        and tells the median; ``None``: once, with ``fold_in(key, 0)``.
+      key: the root key, default ``jax.random.key(0)``, the same for every batch.
+      progress: as for :func:`jaxdescent.sweep_fn`, over the runs of all batches:
+        ``True`` a bar when someone watches stderr, ``False`` none, or a callable
+        ``progress(runs_done, num_runs)``.
+
+    Returns:
+      ``study``, with ``num_batches * batch_size`` more finished trials.
+
+    Raises:
+      ImportError: Optuna is not installed.
+      InvalidArgument (a ValueError and a TypeError): ``study`` is not an
+        ``optuna.Study`` or has several objectives; a bad ``num_batches``,
+        ``batch_size``, ``seeds``, ``key`` or entry of ``space``; ``metric`` is
+        not a scalar entry of ``fn``'s metrics. All before anything is asked or compiled.
+
+    Examples:
+      >>> import jax, optuna
+      >>> from jaxdescent import LogUniform, Uniform, optuna_search
+      >>> def fn(hp, key):  # a training would go here; a bowl with its minimum at lr = 0.01, x = 0.5
+      ...     return {"loss": (jax.numpy.log10(hp["lr"]) + 2) ** 2 + (hp["x"] - 0.5) ** 2}
+      >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+      >>> study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+      >>> study = optuna_search(fn, study, {"lr": LogUniform(1e-4, 1.0), "x": Uniform(0.0, 1.0)},
+      ...                       num_batches=4, batch_size=8, metric="loss")
+      >>> len(study.trials), study.best_value < 0.1
+      (32, True)
+    """
+    optuna = _optuna()
+    if not isinstance(study, optuna.Study):
+        raise InvalidArgument(f"study must be an optuna.Study (optuna.create_study(...)), got {study!r}")
+    if len(study.directions) != 1:
+        raise InvalidArgument(f"study must have one objective, got {len(study.directions)} "
+                              "(a multi-objective study); optuna_search tells one value per trial")
+    if not callable(fn):
+        raise InvalidArgument(f"fn must be callable as fn(hp, key), got {fn!r}")
+    num_batches, batch_size = _count(num_batches, "num_batches"), _count(batch_size, "batch_size")
+    if seeds is not None:
+        seeds = _count(seeds, "seeds")
+    key = jax.random.key(0) if key is None else _validate.prng_key(key)
+    on_runs = _progress.callback(progress, "optuna_search")
+    # The space as sample() and sweep_fn() check it: bounds, choices, names; one point gives the dtypes fn sees.
+    example = _check_axes(sample(space, 1), product=False, what="space")
+    hp = {name: jax.ShapeDtypeStruct((), a.dtype) for name, a in example}
+    try:
+        shapes = jax.eval_shape(fn, hp, jax.eval_shape(lambda: jax.random.key(0)))
+    except Exception as e:
+        raise InvalidArgument(f"fn failed on hp={{{', '.join(hp)}}} (traced scalars) and a key: "
+                              f"{type(e).__name__}: {e}") from e
+    fields = _as_dict(shapes)
+    if fields is None or not isinstance(metric, str) or metric not in fields:
+        names = list(fields) if fields is not None else f"none: fn returns a {type(shapes).__name__}, not a dict"
+        raise InvalidArgument(f"metric must name one of fn's metrics ({names}), got {metric!r}")
+    if not isinstance(fields[metric], jax.ShapeDtypeStruct) or fields[metric].shape != ():
+        raise InvalidArgument(f"metric {metric!r} must be one scalar per run, got {fields[metric]}")
+    distributions = _distributions(optuna, space)
+    runs_per_batch, num_runs = batch_size * (seeds or 1), num_batches * batch_size * (seeds or 1)
+    for batch in range(num_batches):
+        trials = [study.ask(distributions) for _ in range(batch_size)]
+        try:
+            points = {name: np.asarray([t.params[name] for t in trials], dtype=a.dtype) for name, a in example}
+            report = None if on_runs is None else (
+                lambda done, total, before=batch * runs_per_batch: on_runs(before + done, num_runs))
+            runs = sweep_fn(fn, points, product=False, seeds=seeds, key=key, progress=report or False)
+            values = np.asarray(_as_dict(runs.metrics)[metric], dtype=np.float64)
+        except BaseException:  # the batch's trials are failed, not left running in the study
+            for t in trials:
+                study.tell(t, state=optuna.trial.TrialState.FAIL)
+            raise
+        values = np.median(values, axis=-1) if seeds is not None else values
+        for t, value in zip(trials, values):
+            if np.isfinite(value):
+                study.tell(t, float(value))
+            else:
+                study.tell(t, state=optuna.trial.TrialState.FAIL)
+    return study
