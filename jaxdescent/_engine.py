@@ -28,8 +28,10 @@ cannot change any other run.
 import functools
 import hashlib
 import itertools
+import json
 import math
 import os
+import pathlib
 import re
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
@@ -1166,7 +1168,11 @@ def sweep_fn(
         from jaxdescent import results
 
         container = {"static": [name for name, _ in static_items]}
-        if results._finished(out, container, lambda d: {}) is None:
+        try:  # a folder of this kind already: nothing written (a finished sweep may be on read-only media)
+            ready = json.loads((pathlib.Path(out) / "config.json").read_text()) == container
+        except (OSError, ValueError):
+            ready = False
+        if not ready:
             with results.lock(results.folder(out)):
                 results.prepare(out, container)
     parts = []
