@@ -1143,9 +1143,9 @@ def sweep_fn(
     for tree, leaves, where in shapes[1:]:
         if (tree, leaves) != shapes[0][:2]:
             raise _validate.InvalidArgument(
-                f"static: fn must return the same metrics (structure, shapes, dtypes) for every combination of static "
-                f"values, but{shapes[0][2]} it returns {tree} {leaves} and{where} {shapes[0][0]} {shapes[0][1]}; "
-                "sweep those values in separate calls")
+                f"static: fn must return metrics of the same structure, shapes and dtypes for every combination of "
+                f"static values, but{shapes[0][2]} it returns {shapes[0][0]} {shapes[0][1]} and{where} {tree} "
+                f"{leaves}; sweep those values in separate calls")
     # The size, before anything per run (the seed coordinate) is built.
     lengths = [np.shape(v)[0] for _, v in items]
     num_runs = (math.prod(lengths) if product else lengths[0]) * (seeds or 1)
