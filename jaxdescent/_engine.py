@@ -348,13 +348,10 @@ class Runs(NamedTuple):
         rank = values.astype(np.float64)
         order = np.argsort(-rank if mode == "max" else rank, kind="stable")[:int(k)]  # NaN sorts last either way
         index = dict(zip(self.coords.axes, np.unravel_index(order, self.coords.shape)))
-        best = []
-        for j, r in enumerate(order):
-            row = {name: _host(value)[index[dim][j]].tolist()
-                   for name, dim, value in zip(self.coords.names, self.coords.dims, self.coords.values)}
-            row[metric] = values[r].item()
-            best.append(row)
-        return best
+        labels = [(name, dim, jax.tree_util.tree_map(_host, value))
+                  for name, dim, value in zip(self.coords.names, self.coords.dims, self.coords.values)]
+        return [{**{name: jax.tree_util.tree_map(lambda v: v[index[dim][j]].tolist(), value)
+                    for name, dim, value in labels}, metric: values[r].item()} for j, r in enumerate(order)]
 
 
 # ---------------------------------------------------------------- the compiled program
