@@ -1022,7 +1022,8 @@ def sweep_fn(
     Args:
       fn: ``fn(hp, key) -> metrics``; ``hp`` maps each axis name to one value.
       axes: name → 1-D array of values. The grid is their outer product, in
-        order (the first axis varies slowest).
+        order (the first axis varies slowest). ``{}`` with ``static`` and
+        ``seeds``: the static values × seeds alone.
       static: name → list of Python values (ints, floats, strings, bools)
         that ``fn`` needs as plain Python values in ``hp[name]``: a hidden
         width, a number of steps, a warmup length, an optimizer's name. Each
@@ -1102,7 +1103,9 @@ def sweep_fn(
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable as fn(hp, key), got {fn!r}")
-    items = _check_axes(axes, product)
+    # Static values and seeds alone are a sweep too: axes may then be {}.
+    only_static = isinstance(axes, Mapping) and not axes and static is not None and seeds is not None
+    items = [] if only_static else _check_axes(axes, product)
     static_items = _check_static(static, [name for name, _ in items])
     if seeds is not None:
         if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
@@ -1145,7 +1148,7 @@ def sweep_fn(
                 f"{leaves}; sweep those values in separate calls")
     # The size, before anything per run (the seed coordinate) is built.
     lengths = [np.shape(v)[0] for _, v in items]
-    num_runs = (math.prod(lengths) if product else lengths[0]) * (seeds or 1)
+    num_runs = (math.prod(lengths) if product or not lengths else lengths[0]) * (seeds or 1)
     per_run = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(out_shape))
     check_size(num_runs * len(combos), per_run, what="static x axes x seeds" if static_items else
                "axes x seeds" if seeds is not None else "axes", extra=4 * (seeds or 0))

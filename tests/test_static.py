@@ -258,3 +258,16 @@ def test_out_refuses_a_folder_holding_something_else(tmp_path):
     sweep_fn(closed_over(2, 2), LRS, out=plain, progress=False)
     with pytest.raises(ValueError, match="holds another run"):
         sweep_fn(tiny_net, LRS, static={"width": [2], "num_steps": [2]}, out=plain, progress=False)
+
+
+def test_static_values_and_seeds_alone():
+    def run(hp, key):
+        return {"y": jax.random.normal(key) * hp["scale"]}
+
+    runs = sweep_fn(run, {}, static={"scale": [1.0, 2.0]}, seeds=3, progress=False)
+    assert runs.axes == ("scale", "seed") and runs.metrics["y"].shape == (2, 3)
+    alone = sweep_fn(lambda hp, key: run({"scale": 2.0}, key), {"unused": np.zeros(1, np.float32)}, seeds=3,
+                     progress=False)
+    np.testing.assert_array_equal(np.asarray(runs.metrics["y"][1]), np.asarray(alone.metrics["y"][0]))
+    with pytest.raises(ValueError, match="axes must be a non-empty dict"):  # without seeds there is nothing to sweep
+        sweep_fn(run, {}, static={"scale": [1.0]}, progress=False)
