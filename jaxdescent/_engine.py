@@ -1033,7 +1033,8 @@ def sweep_fn(
         keys (seed i is ``fold_in(key, i)`` in each), and must return metrics
         of the same structure, shapes and dtypes. With ``out``, each
         combination is saved in its own sub-folder of ``out``
-        (``width=32,opt=adam``).
+        (``width=32,opt=adam``): a later call with more values of the same
+        static names loads the combinations already there.
       seeds: ``K`` adds a last axis ``"seed"`` of length K; seed i uses
         ``jax.random.fold_in(key, i)``, so a run's key never depends on K, the
         chunking or the devices. ``None``: no seed axis, every run gets

@@ -244,6 +244,15 @@ def test_out_saves_each_combination_and_a_rerun_loads(tmp_path):
     resumed = sweep_fn(run, LRS, static=static, seeds=2, out=out, progress=False)
     assert {f: (out / f / "results.npz").stat().st_mtime_ns for f in folders[:-1]} == kept
     assert (out / folders[-1] / "results.npz").is_file()
+
+    # More values of the same static names: the combinations already saved load, the new ones are added.
+    kept = {f: (out / f / "results.npz").stat().st_mtime_ns for f in folders}
+    more = sweep_fn(run, LRS, static={"width": [2, 3, 4], "opt": ["sgd", "a/b"]}, seeds=2, out=out, progress=False)
+    assert {f: (out / f / "results.npz").stat().st_mtime_ns for f in folders} == kept
+    assert len([p for p in out.iterdir() if p.is_dir()]) == 6
+    np.testing.assert_array_equal(more.metrics["loss"][:2], np.asarray(first.metrics["loss"]))
+    with pytest.raises(ValueError, match="holds another run"):  # other static names: another sweep
+        sweep_fn(run, LRS, static={"opt": ["sgd"], "width": [2]}, seeds=2, out=out, progress=False)
     np.testing.assert_array_equal(resumed.metrics["loss"], np.asarray(first.metrics["loss"]))
 
 
