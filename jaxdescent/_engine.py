@@ -27,8 +27,11 @@ cannot change any other run.
 
 import functools
 import hashlib
+import itertools
+import json
 import math
 import os
+import pathlib
 import re
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
@@ -92,6 +95,32 @@ def _structural_key(value):
         return ("value", value)
     except TypeError:
         return ("id", id(value))
+
+
+class WithStatic:
+    """``fn`` with some hyperparameters fixed to Python values: ``WithStatic(fn, (("width", 32),))(hp, key)`` calls
+    ``fn({"width": 32, **hp}, key)``.
+
+    Hashable, and equal to another when the functions are equal (as :class:`Static` compares them) and the values
+    are of the same types with the same ``repr`` (so ``1``, ``1.0``, ``True`` and ``-0.0``, ``0.0`` differ): a
+    second sweep with the same static values reuses its compilation, and never one traced with another value.
+    """
+
+    def __init__(self, fn: Callable, values: tuple):
+        self.fn, self.values = fn, tuple(values)
+        self._key = (Static(fn), tuple((name, type(v).__name__, repr(v)) for name, v in self.values))
+
+    def __call__(self, hp, key, *shared):
+        return self.fn({**dict(self.values), **hp}, key, *shared)
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __eq__(self, other):
+        return isinstance(other, WithStatic) and self._key == other._key
+
+    def __repr__(self):
+        return f"WithStatic({self.fn!r}, {dict(self.values)!r})"
 
 
 # ---------------------------------------------------------------- labels
@@ -255,28 +284,74 @@ class Runs(NamedTuple):
         """The run axes in order, e.g. ``("learning_rate", "slope", "seed")``."""
         return self.coords.axes
 
-    def _scalars(self) -> dict:
-        metrics = self.metrics if isinstance(self.metrics, Mapping) else {"metric": self.metrics}
+    def _named(self) -> dict:
+        """The metrics as name -> value: a dict's or NamedTuple's entries, or ``{"metric": metrics}``."""
         if hasattr(self.metrics, "_asdict"):
-            metrics = self.metrics._asdict()
+            return self.metrics._asdict()
+        return dict(self.metrics) if isinstance(self.metrics, Mapping) else {"metric": self.metrics}
+
+    def _scalars(self) -> dict:
         ndim = len(self.coords.shape)
-        return {k: v for k, v in metrics.items() if all(np.ndim(x) == ndim for x in jax.tree_util.tree_leaves(v))}
+        return {k: v for k, v in self._named().items() if all(np.ndim(x) == ndim for x in jax.tree_util.tree_leaves(v))}
 
     def to_pandas(self):
         """A ``pandas.DataFrame``: a row per run, a column per axis and per scalar metric.
 
         A metric that is one array is the column ``metric``; a dict or
         NamedTuple of them gives a column per entry. Metrics with more than a
-        scalar per run are left out (use ``.metrics``).
+        scalar per run (a learning curve, a final weight vector) are left out:
+        their names are in ``df.attrs["left_out"]`` (use ``.metrics`` or
+        :meth:`to_xarray`, which keeps them).
         """
-        return to_pandas(self.coords, self._scalars())
+        df = to_pandas(self.coords, self._scalars())
+        df.attrs["left_out"] = [k for k in self._named() if k not in self._scalars()]
+        return df
 
     def to_xarray(self):
         """An ``xarray.Dataset``: a variable per metric (all of them), dims named by the axes."""
-        metrics = self.metrics if isinstance(self.metrics, Mapping) else {"metric": self.metrics}
-        if hasattr(self.metrics, "_asdict"):
-            metrics = self.metrics._asdict()
-        return to_xarray(self.coords, metrics)
+        return to_xarray(self.coords, self._named())
+
+    def top(self, metric: str, k: int = 1, *, mode: str = "min") -> list:
+        """The ``k`` best runs by a scalar metric, best first: a dict per run of its coordinates and the metric.
+
+        Each dict holds every coordinate of the run (traced and static
+        hyperparameters, ``seed``) as a plain Python value (a vector
+        coordinate as a list) and ``metric``'s value. NaN ranks last in either
+        mode; ties keep the runs' order. ``metric`` names a column of
+        :meth:`to_pandas` (a scalar per run).
+
+        Args:
+          metric: the metric to rank by, e.g. ``"final_loss"``.
+          k: how many runs (fewer if there are fewer).
+          mode: ``"min"`` (smallest first) or ``"max"`` (largest first).
+
+        Examples:
+          >>> import numpy as np
+          >>> from jaxdescent import sweep_fn
+          >>> def run(hp, key):
+          ...     return {"loss": (hp["lr"] - 0.3) ** 2 + 1 / hp["width"]}
+          >>> runs = sweep_fn(run, {"lr": np.array([0.1, 0.25, 0.6])}, static={"width": [8, 16]}, progress=False)
+          >>> [(r["width"], round(r["lr"], 2), round(r["loss"], 4)) for r in runs.top("loss", k=3)]
+          [(16, 0.25, 0.065), (16, 0.1, 0.1025), (8, 0.25, 0.1275)]
+        """
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        ndim = len(self.coords.shape)
+        scalars = {stem: leaf for name, value in self._scalars().items() for stem, leaf in leaf_names(name, value)
+                   if np.ndim(leaf) == ndim}
+        if metric not in scalars:
+            raise ValueError(f"metric must name a metric with a scalar per run, one of {sorted(scalars)}, "
+                             f"got {metric!r}")
+        values = _host(scalars[metric]).reshape(-1)
+        rank = values.astype(np.float64)
+        order = np.argsort(-rank if mode == "max" else rank, kind="stable")[:int(k)]  # NaN sorts last either way
+        index = dict(zip(self.coords.axes, np.unravel_index(order, self.coords.shape)))
+        labels = [(name, dim, jax.tree_util.tree_map(_host, value))
+                  for name, dim, value in zip(self.coords.names, self.coords.dims, self.coords.values)]
+        return [{**{name: jax.tree_util.tree_map(lambda v: v[index[dim][j]].tolist(), value)
+                    for name, dim, value in labels}, metric: values[r].item()} for j, r in enumerate(order)]
 
 
 # ---------------------------------------------------------------- the compiled program
@@ -871,10 +946,72 @@ def _check_axes(axes, product, what="axes"):
     return items
 
 
+def _check_static(static, axis_names) -> list:
+    """``static`` as a list of (name, tuple of Python values), checked (naming ``static``) before anything is traced."""
+    if static is None:
+        return []
+    if not isinstance(static, Mapping) or not static:
+        raise _validate.InvalidArgument(f"static must be a non-empty dict name -> list of Python values, got {static!r}")
+    items = []
+    for name, values in static.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise _validate.InvalidArgument(f"static: names must be identifiers, got {name!r}")
+        if name in ("seed", "point"):
+            raise _validate.InvalidArgument(f"static: {name!r} is reserved (the seed axis and zipped points)")
+        if name in axis_names:
+            raise _validate.InvalidArgument(f"static[{name!r}]: {name!r} is also in axes; name it in one of them")
+        if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, (Sequence, np.ndarray)):
+            raise _validate.InvalidArgument(
+                f"static[{name!r}] must be a list of values (ints, floats, strings, bools), got {values!r}")
+        if isinstance(values, np.ndarray) and values.ndim != 1:
+            raise _validate.InvalidArgument(f"static[{name!r}] must be 1-D, got shape {values.shape}")
+        values = tuple(v.item() if isinstance(v, np.generic) else v for v in values)  # NumPy scalars as Python's
+        if not values:
+            raise _validate.InvalidArgument(f"static[{name!r}] is empty; give at least one value")
+        bad = [v for v in values if not isinstance(v, (bool, int, float, str))]
+        if bad:
+            raise _validate.InvalidArgument(
+                f"static[{name!r}] must hold ints, floats, strings or bools (fn receives each as a plain Python "
+                f"value), got {bad[0]!r} of type {type(bad[0]).__name__}")
+        if len({isinstance(v, str) for v in values}) > 1:
+            raise _validate.InvalidArgument(f"static[{name!r}] mixes strings and numbers: {list(values)!r}")
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise _validate.InvalidArgument(f"static[{name!r}] must be finite, got {list(values)!r}")
+        if len(set(values)) < len(values):
+            repeated = sorted({repr(v) for v in values if values.count(v) > 1})
+            raise _validate.InvalidArgument(f"static[{name!r}] repeats {', '.join(repeated)} (1, 1.0 and True are "
+                                            "one value); give each value once")
+        if np.asarray(values).dtype == object:
+            raise _validate.InvalidArgument(f"static[{name!r}] has integers too large for a label: {list(values)!r}")
+        items.append((name, values))
+    return items
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,47}")
+
+
+def _static_folder(items, combo) -> str:
+    """The sub-folder of ``out`` for one combination of static values, e.g. ``width=32,opt=adam``.
+
+    A value whose text is not a plain file name, or collides with another value's (``1`` and ``"1"``, ``Adam`` and
+    ``adam`` on a case-insensitive disk), is written as a digest of its type and ``repr``.
+    """
+    parts = []
+    for (name, values), value in zip(items, combo):
+        texts = [str(v) for v in values]
+        if not all(_SAFE_NAME.fullmatch(t) for t in texts) or len({t.lower() for t in texts}) < len(texts):
+            text = hashlib.sha256(repr((type(value).__name__, value)).encode()).hexdigest()[:12]
+        else:
+            text = str(value)
+        parts.append(f"{name}={text}")
+    return ",".join(parts)
+
+
 def sweep_fn(
     fn: Callable[[dict, jax.Array], Any],
     axes: Mapping[str, Any],
     *,
+    static: Optional[Mapping[str, Sequence]] = None,
     seeds: Optional[int] = None,
     key: Optional[jax.Array] = None,
     product: bool = True,
@@ -894,7 +1031,19 @@ def sweep_fn(
     Args:
       fn: ``fn(hp, key) -> metrics``; ``hp`` maps each axis name to one value.
       axes: name → 1-D array of values. The grid is their outer product, in
-        order (the first axis varies slowest).
+        order (the first axis varies slowest). ``{}`` with ``static`` and
+        ``seeds``: the static values × seeds alone.
+      static: name → list of Python values (ints, floats, strings, bools)
+        that ``fn`` needs as plain Python values in ``hp[name]``: a hidden
+        width, a number of steps, a warmup length, an optimizer's name. Each
+        combination (their outer product) is compiled once and run after the
+        one before; the result's axes are the static names first (in order),
+        then ``axes``, then ``"seed"``. Every combination runs with the same
+        keys (seed i is ``fold_in(key, i)`` in each), and must return metrics
+        of the same structure, shapes and dtypes. With ``out``, each
+        combination is saved in its own sub-folder of ``out``
+        (``width=32,opt=adam``): a later call with more values of the same
+        static names loads the combinations already there.
       seeds: ``K`` adds a last axis ``"seed"`` of length K; seed i uses
         ``jax.random.fold_in(key, i)``, so a run's key never depends on K, the
         chunking or the devices. ``None``: no seed axis, every run gets
@@ -929,7 +1078,7 @@ def sweep_fn(
 
     Returns:
       :class:`Runs` with ``.metrics`` (``fn``'s pytree, run axes first),
-      ``.axes``, ``.coords`` and ``.to_pandas()``.
+      ``.axes``, ``.coords``, ``.to_pandas()`` and ``.top(metric, k)``.
 
     Examples:
       >>> import jax, numpy as np
@@ -945,10 +1094,29 @@ def sweep_fn(
       0  1.0  10.0     0    1.0  10.0
       1  1.0  10.0     1    1.0  10.0
       2  1.0  20.0     0    1.0  20.0
+
+      Step counts are Python ints under ``static``, so optax's schedules take them (the learning rate stays traced):
+
+      >>> import jax.numpy as jnp, optax
+      >>> def train(hp, key):
+      ...     schedule = optax.warmup_cosine_decay_schedule(0.0, 1.0, warmup_steps=hp["warmup"],
+      ...                                                   decay_steps=hp["num_steps"])
+      ...     w = jax.lax.fori_loop(0, hp["num_steps"], lambda i, w: w - hp["lr"] * schedule(i) * 2 * w, 1.0)
+      ...     return {"loss": w**2}
+      >>> runs = sweep_fn(train, {"lr": np.array([0.1, 0.3])}, static={"num_steps": [10, 40], "warmup": [0, 5]},
+      ...                 progress=False)
+      >>> runs.axes, runs.metrics["loss"].shape
+      (('num_steps', 'warmup', 'lr'), (2, 2, 2))
+      >>> best = runs.top("loss")[0]
+      >>> best["num_steps"], best["warmup"], round(best["lr"], 2)
+      (40, 0, 0.3)
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable as fn(hp, key), got {fn!r}")
-    items = _check_axes(axes, product)
+    # Static values and seeds alone are a sweep too: axes may then be {}.
+    only_static = isinstance(axes, Mapping) and not axes and static is not None and seeds is not None
+    items = [] if only_static else _check_axes(axes, product)
+    static_items = _check_static(static, [name for name, _ in items])
     if seeds is not None:
         if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
             raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
@@ -964,29 +1132,82 @@ def sweep_fn(
         if value is not None and _validate.num_steps(value, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     check_out_devices(out, devices)
-    _progress.callback(progress)  # checked before compiling
-    hp_example = {name: jax.ShapeDtypeStruct((), np.asarray(v).dtype if not _validate.is_traced(v) else v.dtype)
-                  for name, v in items}
-    try:
-        out_shape = _output_shapes(fn, tuple((name, v.dtype) for name, v in hp_example.items()))
-    except Exception as e:
-        raise TypeError(f"fn failed on hp={{{', '.join(hp_example)}}} (traced scalars) and a key: "
-                        f"{type(e).__name__}: {e}") from e
-    for leaf in jax.tree_util.tree_leaves(out_shape):
-        if not isinstance(leaf, jax.ShapeDtypeStruct):
-            raise TypeError(f"fn must return a pytree of arrays, got a leaf {leaf!r}")
+    report = _progress.callback(progress)  # checked before compiling
+    # One run function per combination of static values (just fn without static): each is its own program.
+    combos = list(itertools.product(*(values for _, values in static_items)))
+    runs = [WithStatic(fn, tuple(zip([n for n, _ in static_items], combo))) if static_items else fn for combo in combos]
+    hp_dtypes = tuple((name, np.asarray(v).dtype if not _validate.is_traced(v) else v.dtype) for name, v in items)
+    shapes = []
+    for run, combo in zip(runs, combos):
+        where = f" with static values {dict(run.values)}" if static_items else ""
+        try:
+            out_shape = _output_shapes(run, hp_dtypes)
+        except Exception as e:
+            raise TypeError(f"fn failed on hp={{{', '.join(name for name, _ in hp_dtypes)}}} (traced scalars) and a "
+                            f"key{where}: {type(e).__name__}: {e}") from e
+        for leaf in jax.tree_util.tree_leaves(out_shape):
+            if not isinstance(leaf, jax.ShapeDtypeStruct):
+                raise TypeError(f"fn must return a pytree of arrays, got a leaf {leaf!r}")
+        shapes.append((jax.tree_util.tree_structure(out_shape),
+                       [(x.shape, x.dtype) for x in jax.tree_util.tree_leaves(out_shape)], where))
+    for tree, leaves, where in shapes[1:]:
+        if (tree, leaves) != shapes[0][:2]:
+            raise _validate.InvalidArgument(
+                f"static: fn must return metrics of the same structure, shapes and dtypes for every combination of "
+                f"static values, but{shapes[0][2]} it returns {shapes[0][0]} {shapes[0][1]} and{where} {tree} "
+                f"{leaves}; sweep those values in separate calls")
     # The size, before anything per run (the seed coordinate) is built.
     lengths = [np.shape(v)[0] for _, v in items]
-    num_runs = (math.prod(lengths) if product else lengths[0]) * (seeds or 1)
+    num_runs = (math.prod(lengths) if product or not lengths else lengths[0]) * (seeds or 1)
     per_run = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(out_shape))
-    check_size(num_runs, per_run, what="axes x seeds" if seeds is not None else "axes", extra=4 * (seeds or 0))
+    check_size(num_runs * len(combos), per_run, what="static x axes x seeds" if static_items else
+               "axes x seeds" if seeds is not None else "axes", extra=4 * (seeds or 0))
     if seeds is not None:
         items.append(("seed", np.arange(seeds, dtype=np.int32)))
     dims = None
     if not product:
         dims = ["point"] * (len(items) - (seeds is not None)) + (["seed"] if seeds is not None else [])
     coords = Coords(items, dims)
-    metrics = run_grid(fn, coords, key=key, chunk_size=chunk_size, devices=devices, out=out,
-                       piece_runs=None if piece_runs is None else int(piece_runs), progress=progress,
-                       describe={"seeds": seeds, "product": product})
-    return Runs(metrics, coords)
+    describe = {"seeds": seeds, "product": product}
+    if not static_items:
+        metrics = run_grid(fn, coords, key=key, chunk_size=chunk_size, devices=devices, out=out,
+                           piece_runs=None if piece_runs is None else int(piece_runs), progress=report,
+                           describe=describe)
+        return Runs(metrics, coords)
+    if out is not None:  # one sub-folder per combination inside out (see _static_folder)
+        from jaxdescent import results
+
+        container = {"static": [name for name, _ in static_items]}
+        try:  # a folder of this kind already: nothing written (a finished sweep may be on read-only media)
+            ready = json.loads((pathlib.Path(out) / "config.json").read_text()) == container
+        except (OSError, ValueError):
+            ready = False
+        if not ready:
+            with results.lock(results.folder(out)):
+                results.prepare(out, container)
+    parts = []
+    for i, (run, combo) in enumerate(zip(runs, combos)):
+        # Progress over the whole sweep: combination i's runs come after those of the i before it.
+        each = None if report is None else (lambda done, total, i=i: report(i * total + done, len(combos) * total))
+        parts.append(run_grid(run, coords, key=key, chunk_size=chunk_size, devices=devices,
+                              out=None if out is None else os.path.join(out, _static_folder(static_items, combo)),
+                              piece_runs=None if piece_runs is None else int(piece_runs), progress=each,
+                              describe={**describe, "static": dict(run.values)}))
+    static_shape = tuple(len(values) for _, values in static_items)
+    device = jax.devices()[0] if devices is None else list(devices)[0]
+
+    def join(*xs):  # on the host (nothing to compile), back on the device where the runs were
+        if _validate.is_traced(xs):
+            return jnp.stack(xs).reshape(static_shape + xs[0].shape)
+        joined = np.stack([_host(x) for x in xs])
+        joined = joined.reshape(static_shape + joined.shape[1:])
+        if isinstance(xs[0], np.ndarray):  # loaded from out=
+            return joined
+        impl = _key_impl(xs[0])
+        joined = jax.device_put(joined, device)
+        return joined if impl is None else jax.random.wrap_key_data(joined, impl=impl)
+
+    metrics = jax.tree_util.tree_map(join, *parts)
+    labels = [(name, np.asarray(values)) for name, values in static_items]
+    return Runs(metrics, Coords(labels + list(zip(coords.names, coords.values)),
+                                [name for name, _ in static_items] + list(coords.dims)))
