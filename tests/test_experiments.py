@@ -129,7 +129,7 @@ def test_engine_overhead_quick(tmp_path):
     (path,) = tmp_path.glob("engine_overhead_*_quick.json")  # named after the backend
     report = json.loads(path.read_text())
     rows = {r["workload"]: r for r in report["rows"]}
-    names = ["sextic", "fullbatch_mlp", "minibatch_mlp", "step_network", "conv_net"]
+    names = ["sextic", "fullbatch_mlp", "minibatch_mlp", "step_network", "conv_net", "rnn"]
     if jax.__version_info__ < (0, 10):  # jax 0.7.2 cannot batch a grouped convolution inside shard_map
         assert "conv_net: skipped" in out
         names.remove("conv_net")
