@@ -589,6 +589,8 @@ def _global(x, mesh):
         x = jax.random.key_data(x)
     if _validate.is_traced(x):
         return x
+    if isinstance(x, jax.ShapeDtypeStruct):  # compile_only: a shape stands for the value
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=NamedSharding(mesh, P()))
     x = np.asarray(x)
     return jax.make_array_from_callback(x.shape, NamedSharding(mesh, P()), lambda index: x[index])
 
@@ -737,6 +739,7 @@ def run_grid(
     progress: _progress.Progress = True,
     describe: Optional[dict] = None,
     shared: Any = None,
+    compile_only: bool = False,
 ):
     """Runs ``run(hp, key)`` for every point of ``coords``' grid; the metrics pytree with the run axes first.
 
@@ -752,7 +755,9 @@ def run_grid(
     rerun resumes (see :mod:`jaxdescent.results`); ``describe`` is JSON-able
     configuration recorded beside them. ``shared`` (data every run reads) is
     passed as ``run(hp, key, shared)``, a traced argument: new data of the same
-    shapes does not recompile.
+    shapes does not recompile. ``compile_only`` compiles the program a call
+    with these shapes would run, without running it, and returns ``None``
+    (from another thread: a caller compiles its next call while this one runs).
     """
     if not isinstance(run, Static):
         run = Static(run)
@@ -828,6 +833,10 @@ def run_grid(
     values = jax.tree_util.tree_map(lambda v: _global(v, mesh), coords.values)
     key = _global(key, mesh)
     shared_global = jax.tree_util.tree_map(lambda v: _global(v, mesh), shared)
+    if compile_only:  # what a call would compile, compiled now and cached by jit (the values are not read)
+        zero = _global(np.int32(0), mesh)
+        program.lower(values, key, zero, zero, shared_global, **settings).compile()
+        return None
 
     def call(start):
         if traced:

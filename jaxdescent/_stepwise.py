@@ -22,8 +22,10 @@ each run's state carried as a coordinate; all rounds of PBT are one compiled
 program whose rounds each advance the population through the engine.
 """
 
+import contextlib
 import functools
 import math
+import threading
 from typing import Any, Callable, Mapping, NamedTuple, Optional
 
 import jax
@@ -111,7 +113,7 @@ def _positive(value, name):
 
 
 def _check_run(init, advance, items, metric, num_steps):
-    """Traces (never compiles) one run: the state and metrics' shapes; raises naming the argument."""
+    """Traces (never compiles) one run; raises naming the argument. The shapes of the state ``advance`` returns."""
     for name, f in (("init", init), ("advance", advance)):
         if not callable(f):
             raise InvalidArgument(f"{name} must be callable, got {f!r}")
@@ -143,7 +145,7 @@ def _check_run(init, advance, items, metric, num_steps):
         raise InvalidArgument(f"metric {metric!r} has the name of a column of the search's table; rename it")
     if metrics[metric].shape != ():
         raise InvalidArgument(f"metric {metric!r} must be one scalar per run, got shape {metrics[metric].shape}")
-    return state, metrics
+    return new_state
 
 
 def _columns_frame(columns: dict):
@@ -178,6 +180,35 @@ class Halving(NamedTuple):
         return _columns_frame(self.rows)
 
 
+@contextlib.contextmanager
+def _ahead(compiles):
+    """Makes each call of ``compiles`` in turn in a background thread; yields one ``threading.Event`` per call,
+    set once it has returned or failed (the same call made for real raises the error where the caller sees it).
+
+    XLA compiles on one core: a search compiles its next program while the
+    present one runs (jit caches it), instead of one after another.
+    """
+    compiles = list(compiles)
+    finished = [threading.Event() for _ in compiles]
+    leaving = threading.Event()
+
+    def work():
+        for compile_call, event in zip(compiles, finished):
+            try:
+                if not leaving.is_set():
+                    compile_call()
+            except Exception:  # noqa: BLE001 (raised again, and reported, by the real call)
+                pass
+            finally:
+                event.set()
+
+    threading.Thread(target=work, name="jaxdescent-compile-ahead", daemon=True).start()
+    try:
+        yield finished
+    finally:
+        leaving.set()
+
+
 def successive_halving(
     init: Callable,
     advance: Callable,
@@ -205,8 +236,8 @@ def successive_halving(
     with ``fold_in(run_key, d)``, so a run's numbers do not depend on the rungs.
     The survivors are picked on the host between rungs (so not inside
     ``jit``). Each rung compiles one program (its number of steps and of
-    survivors are static); a second search with the same sizes compiles
-    nothing. ``init`` and ``advance`` are static configuration: pass the same
+    survivors are static), the later ones in a background thread while the
+    first rungs run; a second search with the same sizes compiles nothing. ``init`` and ``advance`` are static configuration: pass the same
     function objects to reuse the compilations.
 
     Args:
@@ -257,36 +288,52 @@ def successive_halving(
         raise InvalidArgument(f"eta must be an integer >= 2, got {eta!r}")
     if seeds is not None:
         seeds = _positive(seeds, "seeds")
-    _check_run(init, advance, items, metric, min_steps)
+    state_shape = _check_run(init, advance, items, metric, min_steps)
     key = _check_key(key)
 
     budgets = [min_steps]
     while budgets[-1] < max_steps:
         budgets.append(min(budgets[-1] * eta, max_steps))
-    alive = np.arange(len(items[0][1]))
-    state, done = None, 0
-    rows = {"point": [], **{name: [] for name, _ in items}, "rung": [], "steps": [], metric: []}
-    for rung, total in enumerate(budgets):
-        coord = [(name, v[alive]) for name, v in items] + ([] if state is None else [(_STATE, state)])
+
+    def call(rung, points, state, compile_only=False):  # rung's engine call: (state, metrics)
+        done = budgets[rung - 1] if rung else 0
+        coord = [*points, *([] if state is None else [(_STATE, state)])]
         dims = ["point"] * len(coord)
         if seeds is not None:  # the engine's seed axis: seed i runs with fold_in(key, i)
             coord, dims = coord + [(_SEED, np.arange(seeds, dtype=np.int32))], dims + ["seed"]
-        run = functools.partial(_advance_run, init=init, advance=advance, num_steps=total - done)
-        state, metrics = _engine.run_grid(run, _engine.Coords(coord, dims), key=key, shared=np.int32(done),
-                                          progress=False)
-        state = jax.tree_util.tree_map(np.asarray, state)  # survivors are picked on the host: no program
-        score = np.asarray(metrics[metric])
-        score = np.median(score, axis=1) if seeds is not None else score
-        rows["point"].append(alive)
-        for name, v in items:
-            rows[name].append(v[alive])
-        rows["rung"].append(np.full(len(alive), rung))
-        rows["steps"].append(np.full(len(alive), total))
-        rows[metric].append(score)
-        order = _ranking(score, mode)
-        keep = order[:math.ceil(len(alive) / eta)] if rung < len(budgets) - 1 else order[:1]
-        alive, done = alive[keep], total
-        state = jax.tree_util.tree_map(lambda x: x[keep], state)
+        run = functools.partial(_advance_run, init=init, advance=advance, num_steps=budgets[rung] - done)
+        return _engine.run_grid(run, _engine.Coords(coord, dims), key=key, shared=np.int32(done), progress=False,
+                                compile_only=compile_only)
+
+    def compile_later_rungs(count):  # each later rung's program, compiled while the rungs before it run
+        for rung in range(1, len(budgets)):
+            count = math.ceil(count / eta)
+            per_run = (count,) if seeds is None else (count, seeds)
+            state = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(per_run + s.shape, s.dtype), state_shape)
+            yield functools.partial(call, rung, [(n, jax.ShapeDtypeStruct((count,), v.dtype)) for n, v in items],
+                                    state, True)
+
+    alive = np.arange(len(items[0][1]))
+    state = None
+    rows = {"point": [], **{name: [] for name, _ in items}, "rung": [], "steps": [], metric: []}
+    with _ahead(compile_later_rungs(len(alive))) as compiled:
+        for rung, total in enumerate(budgets):
+            if rung:
+                compiled[rung - 1].wait()  # not compiled twice at once
+            state, metrics = call(rung, [(name, v[alive]) for name, v in items], state)
+            state = jax.tree_util.tree_map(np.asarray, state)  # survivors are picked on the host: no program
+            score = np.asarray(metrics[metric])
+            score = np.median(score, axis=1) if seeds is not None else score
+            rows["point"].append(alive)
+            for name, v in items:
+                rows[name].append(v[alive])
+            rows["rung"].append(np.full(len(alive), rung))
+            rows["steps"].append(np.full(len(alive), total))
+            rows[metric].append(score)
+            order = _ranking(score, mode)
+            keep = order[:math.ceil(len(alive) / eta)] if rung < len(budgets) - 1 else order[:1]
+            alive = alive[keep]
+            state = jax.tree_util.tree_map(lambda x: x[keep], state)
     best = {name: float(v[alive[0]]) for name, v in items}
     best_state = jax.tree_util.tree_map(lambda x: x[0], state)
     return Halving(best, best_state, tuple(budgets), {k: np.concatenate(v) for k, v in rows.items()})
