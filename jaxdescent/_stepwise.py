@@ -22,10 +22,10 @@ each run's state carried as a coordinate; all rounds of PBT are one compiled
 program whose rounds each advance the population through the engine.
 """
 
+import concurrent.futures
 import contextlib
 import functools
 import math
-import threading
 from typing import Any, Callable, Mapping, NamedTuple, Optional
 
 import jax
@@ -182,31 +182,18 @@ class Halving(NamedTuple):
 
 @contextlib.contextmanager
 def _ahead(compiles):
-    """Makes each call of ``compiles`` in turn in a background thread; yields one ``threading.Event`` per call,
-    set once it has returned or failed (the same call made for real raises the error where the caller sees it).
+    """Makes the calls of ``compiles`` one after another in a background thread; yields one future per call,
+    done once it has returned or failed (the same call made for real raises the error where the caller sees it).
 
-    XLA compiles on one core: a search compiles its next program while the
-    present one runs (jit caches it), instead of one after another.
+    XLA compiles a program on one core: a search compiles its later programs
+    while its first one compiles and runs, instead of one after another (more
+    threads gained nothing on 2 cores: the compilations then share them).
     """
-    compiles = list(compiles)
-    finished = [threading.Event() for _ in compiles]
-    leaving = threading.Event()
-
-    def work():
-        for compile_call, event in zip(compiles, finished):
-            try:
-                if not leaving.is_set():
-                    compile_call()
-            except Exception:  # noqa: BLE001 (raised again, and reported, by the real call)
-                pass
-            finally:
-                event.set()
-
-    threading.Thread(target=work, name="jaxdescent-compile-ahead", daemon=True).start()
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxdescent-compile-ahead")
     try:
-        yield finished
+        yield [pool.submit(call) for call in compiles]
     finally:
-        leaving.set()
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def successive_halving(
@@ -319,7 +306,7 @@ def successive_halving(
     with _ahead(compile_later_rungs(len(alive))) as compiled:
         for rung, total in enumerate(budgets):
             if rung:
-                compiled[rung - 1].wait()  # not compiled twice at once
+                concurrent.futures.wait(compiled[rung - 1:rung])  # not compiled twice at once
             state, metrics = call(rung, [(name, v[alive]) for name, v in items], state)
             state = jax.tree_util.tree_map(np.asarray, state)  # survivors are picked on the host: no program
             score = np.asarray(metrics[metric])
