@@ -185,9 +185,11 @@ def _ahead(compiles):
     """Makes the calls of ``compiles`` one after another in a background thread; yields one future per call,
     done once it has returned or failed (the same call made for real raises the error where the caller sees it).
 
-    XLA compiles a program on one core: a search compiles its later programs
-    while its first one compiles and runs, instead of one after another (more
-    threads gained nothing on 2 cores: the compilations then share them).
+    A search compiles its later programs while its first one compiles and
+    runs, instead of one after another: on an accelerator the host compiles
+    while the device computes; on 2 CPU cores, where XLA's compilation already
+    keeps 1.6 cores busy, successive halving of a digits MLP took 12.3 s
+    instead of 13.0 s (two or three threads gained nothing more).
     """
     pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxdescent-compile-ahead")
     try:
