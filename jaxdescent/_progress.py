@@ -41,8 +41,8 @@ def watching() -> bool:
 class Bar:
     """A one-line bar on stderr: runs done, elapsed time and the time left at the rate so far."""
 
-    def __init__(self, desc: str = "sweep", stream=None):
-        self.desc, self.stream, self.started = desc, stream, time.monotonic()
+    def __init__(self, desc: str = "sweep", stream=None, unit: str = "runs"):
+        self.desc, self.stream, self.unit, self.started = desc, stream, unit, time.monotonic()
 
     def __call__(self, done: int, total: int) -> None:
         stream = self.stream or sys.stderr
@@ -50,17 +50,17 @@ class Bar:
         left = f", {elapsed * (total - done) / done:.0f} s left" if 0 < done < total else ""
         width = 24
         filled = width * done // max(total, 1)
-        stream.write(f"\r{self.desc}: [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} runs, "
+        stream.write(f"\r{self.desc}: [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} {self.unit}, "
                      f"{elapsed:.0f} s{left}  " + ("\n" if done >= total else ""))
         stream.flush()
 
 
-def callback(progress: Progress, desc: str = "sweep") -> Optional[Callable[[int, int], object]]:
+def callback(progress: Progress, desc: str = "sweep", unit: str = "runs") -> Optional[Callable[[int, int], object]]:
     """The callback for a ``progress=`` argument (see the module docstring); ``None`` when there is none."""
     if progress is None or progress is False:
         return None
     if progress is True:
-        return Bar(desc) if watching() else None
+        return Bar(desc, unit=unit) if watching() else None
     if not callable(progress):
         raise TypeError(f"progress must be True, False, None or a callable progress(done, total), got {progress!r}")
     return progress

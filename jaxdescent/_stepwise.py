@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxdescent import _engine, _validate
+from jaxdescent import _engine, _progress, _validate
 from jaxdescent._validate import InvalidArgument
 
 # Coordinates the searches add to a run's hp on the engine's run axis (taken out before the user's functions see it).
@@ -210,6 +210,7 @@ def successive_halving(
     eta: int = 3,
     seeds: Optional[int] = None,
     key: Optional[jax.Array] = None,
+    progress: _progress.Progress = True,
 ) -> Halving:
     """Successive halving: every point trains a little, the best ``1/eta`` go on, continuing from their state.
 
@@ -241,6 +242,9 @@ def successive_halving(
       seeds: ``K`` runs every point with seeds ``0..K-1`` (seed i:
         ``fold_in(key, i)``); ``None``: one run per point with ``fold_in(key, 0)``.
       key: the root key, default ``jax.random.key(0)``.
+      progress: as for :func:`jaxdescent.sweep_fn`, counted in training
+        steps (of every run, all rungs): ``progress(steps_done, total)``,
+        called as each rung's pieces finish.
 
     Returns:
       :class:`Halving`: ``.best``, ``.best_state``, ``.budgets`` and ``.to_pandas()``.
@@ -284,6 +288,13 @@ def successive_halving(
     while budgets[-1] < max_steps:
         budgets.append(min(budgets[-1] * eta, max_steps))
 
+    report = _progress.callback(progress, "successive_halving", unit="steps")
+    sizes = [len(items[0][1])]
+    for _ in budgets[1:]:
+        sizes.append(math.ceil(sizes[-1] / eta))
+    stretch = np.diff([0, *budgets])
+    before = np.cumsum([0, *(np.array(sizes) * stretch * (seeds or 1))])  # training steps before each rung
+
     def call(rung, points, state, compile_only=False):  # rung's engine call: (state, metrics)
         done = budgets[rung - 1] if rung else 0
         coord = [*points, *([] if state is None else [(_STATE, state)])]
@@ -291,12 +302,13 @@ def successive_halving(
         if seeds is not None:  # the engine's seed axis: seed i runs with fold_in(key, i)
             coord, dims = coord + [(_SEED, np.arange(seeds, dtype=np.int32))], dims + ["seed"]
         run = functools.partial(_advance_run, init=init, advance=advance, num_steps=budgets[rung] - done)
-        return _engine.run_grid(run, _engine.Coords(coord, dims), key=key, shared=np.int32(done), progress=False,
-                                compile_only=compile_only)
+        on_runs = None if report is None or compile_only else (
+            lambda runs, _: report(int(before[rung] + runs * stretch[rung]), int(before[-1])))
+        return _engine.run_grid(run, _engine.Coords(coord, dims), key=key, shared=np.int32(done),
+                                progress=on_runs or False, compile_only=compile_only)
 
-    def compile_later_rungs(count):  # each later rung's program, compiled while the rungs before it run
-        for rung in range(1, len(budgets)):
-            count = math.ceil(count / eta)
+    def compile_later_rungs():  # each later rung's program, compiled while the rungs before it run
+        for rung, count in enumerate(sizes[1:], 1):
             per_run = (count,) if seeds is None else (count, seeds)
             state = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(per_run + s.shape, s.dtype), state_shape)
             yield functools.partial(call, rung, [(n, jax.ShapeDtypeStruct((count,), v.dtype)) for n, v in items],
@@ -305,7 +317,7 @@ def successive_halving(
     alive = np.arange(len(items[0][1]))
     state = None
     rows = {"point": [], **{name: [] for name, _ in items}, "rung": [], "steps": [], metric: []}
-    with _ahead(compile_later_rungs(len(alive))) as compiled:
+    with _ahead(compile_later_rungs()) as compiled:
         for rung, total in enumerate(budgets):
             if rung:
                 concurrent.futures.wait(compiled[rung - 1:rung])  # not compiled twice at once

@@ -108,6 +108,18 @@ def test_successive_halving_compiles_one_program_per_rung():
     assert c.count == 0
 
 
+
+def test_successive_halving_reports_training_steps_done():
+    seen = []
+    successive_halving(init, advance, POINTS, metric="loss", mode="min", min_steps=1, max_steps=8, eta=2, seeds=3,
+                       progress=lambda done, total: seen.append((done, total)))
+    # rungs of 8, 4, 2 and 1 points x 3 seeds advance 1, 1, 2 and 4 steps: 24 + 12 + 12 + 12 training steps
+    assert {total for _, total in seen} == {60}
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and done[-1] == 60 and {24, 36, 48} <= set(done)
+    with pytest.raises(TypeError, match="progress"):
+        successive_halving(init, advance, POINTS, metric="loss", min_steps=1, max_steps=2, progress="yes")
+
 # ---------------------------------------------------------------- PBT against a NumPy simulation
 
 
