@@ -189,7 +189,10 @@ def _ahead(compiles):
     runs, instead of one after another: on an accelerator the host compiles
     while the device computes; on 2 CPU cores, where XLA's compilation already
     keeps 1.6 cores busy, successive halving of a digits MLP took 12.3 s
-    instead of 13.0 s (two or three threads gained nothing more).
+    instead of 13.0 s (two or three threads gained nothing more). The thread
+    traces under JAX's global settings: under a setting entered in the
+    caller's thread only (``jax.experimental.enable_x64()``, ...), the real
+    call compiles its own program, as without this.
     """
     pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxdescent-compile-ahead")
     try:
@@ -227,8 +230,9 @@ def successive_halving(
     The survivors are picked on the host between rungs (so not inside
     ``jit``). Each rung compiles one program (its number of steps and of
     survivors are static), the later ones in a background thread while the
-    first rungs run; a second search with the same sizes compiles nothing. ``init`` and ``advance`` are static configuration: pass the same
-    function objects to reuse the compilations.
+    first rungs run; a second search with the same sizes compiles nothing.
+    ``init`` and ``advance`` are static configuration: pass the same function
+    objects to reuse the compilations.
 
     Args:
       init: ``init(hp, key) -> state``.
