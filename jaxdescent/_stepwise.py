@@ -191,7 +191,7 @@ def _ahead(compiles):
     keeps 1.6 cores busy, successive halving of a digits MLP took 12.3 s
     instead of 13.0 s (two or three threads gained nothing more). The thread
     traces under JAX's global settings: under a setting entered in the
-    caller's thread only (``jax.experimental.enable_x64()``, ...), the real
+    caller's thread only (``jax.enable_x64()``, ...), the real
     call compiles its own program, as without this.
     """
     pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxdescent-compile-ahead")
