@@ -188,8 +188,9 @@ def _ahead(compiles):
     A search compiles its later programs while its first one compiles and
     runs, instead of one after another: on an accelerator the host compiles
     while the device computes; on 2 CPU cores, where XLA's compilation already
-    keeps 1.6 cores busy, successive halving of a digits MLP took 12.3 s
-    instead of 13.0 s (two or three threads gained nothing more). The thread
+    keeps about 1.5 cores busy, successive halving of a digits MLP took 10.1 s
+    instead of 11.4 s (experiments/benchmarks/halving_compile.py; two or three
+    threads gained nothing more). The thread
     traces under JAX's global settings: under a setting entered in the
     caller's thread only (``jax.enable_x64()``, ...), the real
     call compiles its own program, as without this.

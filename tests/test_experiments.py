@@ -151,3 +151,12 @@ def test_engine_overhead_quick(tmp_path):
             assert r["int_equal_vmap"] == 1.0, r
         assert r["max_rel_diff_loop"] < 1e-5 or name == "step_network", r
     assert path.with_suffix(".csv").read_text().count("\n") == 1 + len(rows)
+
+
+def test_halving_compile_quick():
+    pytest.importorskip("sklearn")
+    out = script("benchmarks/halving_compile.py", "--points", "10")
+    (row,) = [line.split() for line in out.splitlines() if line.split()[:1] == ["10"]]
+    ahead, one_after_another, compiled = (float(cell.rstrip("s")) for cell in row[1:])
+    assert min(ahead, one_after_another, compiled) > 0  # timed; how fast is the benchmark's to say, not a test's
+    assert "cores busy" in out
