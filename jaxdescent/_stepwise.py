@@ -44,27 +44,68 @@ _DRAWS = 2**31 - 1  # pbt's exploit/explore draws use fold_in(key, _DRAWS): a nu
 # ---------------------------------------------------------------- one run on the engine
 
 
-def _advance_run(hp, key, steps_done, *, init, advance, num_steps):
-    """One engine run: take the carried state (or ``init`` it), advance ``num_steps`` steps; ``(state, metrics)``.
+def _carried(hp, key):
+    """``(hp, run key, carried state or None)``: the search's coordinates taken out of an engine run's ``hp``.
 
-    ``hp`` may hold the search's coordinates: the state (for every seed when
-    ``_SEED`` picks one), and the run key (else ``key``, the engine's seed key).
+    ``hp`` may hold the carried state (for every seed when ``_SEED`` picks
+    one) and the run key (else ``key``, the engine's seed key).
     """
     hp = dict(hp)
     key = hp.pop(_KEY, key)
     seed = hp.pop(_SEED, None)
-    if _STATE in hp:
-        state = hp.pop(_STATE)
-        if seed is not None:
-            state = jax.tree_util.tree_map(lambda s: s[seed], state)
-    else:
+    state = hp.pop(_STATE, None)
+    if state is not None and seed is not None:
+        state = jax.tree_util.tree_map(lambda s: s[seed], state)
+    return hp, key, state
+
+
+def _advance_run(hp, key, steps_done, *, init, advance, num_steps):
+    """One engine run: take the carried state (or ``init`` it), advance ``num_steps`` steps; ``(state, metrics)``."""
+    hp, key, state = _carried(hp, key)
+    if state is None:
         state = init(hp, key)
     return advance(hp, state, jax.random.fold_in(key, steps_done), num_steps)
 
 
+def _blank(shape, lead=()):
+    """NaN (zero for integers) in ``shape``'s dtype: the metrics of a run that has not run a block yet."""
+    fill = jnp.nan if jnp.issubdtype(shape.dtype, jnp.inexact) else 0
+    return jnp.full(lead + shape.shape, fill, shape.dtype)
+
+
+def _stops(metrics, stop):
+    """Whether a run stops after a block with these metrics: any NaN, or ``stop(metrics)``."""
+    nan = [jnp.any(jnp.isnan(x)) for x in jax.tree_util.tree_leaves(metrics) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    stopped = functools.reduce(jnp.logical_or, nan, jnp.bool_(False))
+    return stopped if stop is None else stopped | jnp.asarray(stop(metrics), bool)
+
+
+def _advance_blocks(hp, key, steps_done, *, init, advance, num_steps, every, stop):
+    """``_advance_run`` in blocks of ``every`` steps that ends early; ``(carry, metrics)``.
+
+    The carry is ``{"state", "metrics", "steps", "stopped"}``: a run stops for
+    good after a block whose metrics hold a NaN or meet ``stop``, and keeps
+    that block's state and metrics. Block keys are ``fold_in(run_key,
+    steps)``, as in one stretch of ``_advance_run``.
+    """
+    hp, key, carry = _carried(hp, key)
+    if carry is None:
+        state = init(hp, key)
+        _, shapes = jax.eval_shape(lambda s: advance(hp, s, key, every), state)
+        carry = {"state": state, "metrics": jax.tree_util.tree_map(_blank, shapes), "steps": jnp.int32(0),
+                 "stopped": jnp.bool_(False)}
+
+    def block(c):
+        state, metrics = advance(hp, c["state"], jax.random.fold_in(key, c["steps"]), every)
+        return {"state": state, "metrics": metrics, "steps": c["steps"] + every, "stopped": _stops(metrics, stop)}
+
+    # Under vmap the loop runs while any run of the chunk runs; a stopped run's carry is kept as it was.
+    carry = lax.while_loop(lambda c: (c["steps"] < steps_done + num_steps) & ~c["stopped"], block, carry)
+    return carry, carry["metrics"]
+
+
 def _init_run(hp, key, *, init):
-    hp = dict(hp)
-    key = hp.pop(_KEY, key)
+    hp, key, _ = _carried(hp, key)
     return init(hp, key)
 
 
@@ -113,7 +154,7 @@ def _positive(value, name):
 
 
 def _check_run(init, advance, items, metric, num_steps):
-    """Traces (never compiles) one run; raises naming the argument. The shapes of the state ``advance`` returns."""
+    """Traces (never compiles) one run; raises naming the argument. The shapes of what ``advance`` returns."""
     for name, f in (("init", init), ("advance", advance)):
         if not callable(f):
             raise InvalidArgument(f"{name} must be callable, got {f!r}")
@@ -140,12 +181,12 @@ def _check_run(init, advance, items, metric, num_steps):
     if not isinstance(metrics, Mapping) or metric not in metrics:
         have = list(metrics) if isinstance(metrics, Mapping) else type(metrics).__name__
         raise InvalidArgument(f"metric {metric!r} is not among advance's metrics {have}")
-    taken = {"point", "rung", "steps", "round", "member", "copied_from", *hp}  # the tables' other columns
+    taken = {"point", "rung", "steps", "steps_run", "round", "member", "copied_from", *hp}  # the tables' other columns
     if metric in taken:
         raise InvalidArgument(f"metric {metric!r} has the name of a column of the search's table; rename it")
     if metrics[metric].shape != ():
         raise InvalidArgument(f"metric {metric!r} must be one scalar per run, got shape {metrics[metric].shape}")
-    return new_state
+    return new_state, metrics
 
 
 def _columns_frame(columns: dict):
@@ -214,6 +255,8 @@ def successive_halving(
     eta: int = 3,
     seeds: Optional[int] = None,
     key: Optional[jax.Array] = None,
+    every: Optional[int] = None,
+    stop: Optional[Callable[[dict], Any]] = None,
     progress: _progress.Progress = True,
 ) -> Halving:
     """Successive halving: every point trains a little, the best ``1/eta`` go on, continuing from their state.
@@ -247,6 +290,15 @@ def successive_halving(
       seeds: ``K`` runs every point with seeds ``0..K-1`` (seed i:
         ``fold_in(key, i)``); ``None``: one run per point with ``fold_in(key, 0)``.
       key: the root key, default ``jax.random.key(0)``.
+      every: ``None``: each rung calls ``advance`` once per run. An integer
+        that divides every rung's steps: each rung advances its runs in blocks
+        of ``every`` steps (block keys ``fold_in(run_key, steps_run)``) inside
+        a ``lax.while_loop``, and a run stops for good after a block whose
+        metrics hold a NaN or meet ``stop``: it computes nothing more, keeps
+        that block's state and metrics, and is ranked by them (a chunk of runs
+        ends once all have stopped). ``to_pandas()`` then has a ``steps_run``
+        column (the most steps a seed of the point has run).
+      stop: ``stop(metrics) -> bool``, or ``None`` (stop at NaN only); needs ``every``.
       progress: as for :func:`jaxdescent.sweep_fn`, counted in training
         steps (of every run, all rungs): ``progress(steps_done, total)``,
         called as each rung's pieces finish.
@@ -286,18 +338,32 @@ def successive_halving(
         raise InvalidArgument(f"eta must be an integer >= 2, got {eta!r}")
     if seeds is not None:
         seeds = _positive(seeds, "seeds")
-    state_shape = _check_run(init, advance, items, metric, min_steps)
     key = _check_key(key)
-
     budgets = [min_steps]
     while budgets[-1] < max_steps:
         budgets.append(min(budgets[-1] * eta, max_steps))
+    stretch = np.diff([0, *budgets])
+    if stop is not None and not callable(stop):
+        raise InvalidArgument(f"stop must be callable as stop(metrics) -> bool, or None, got {stop!r}")
+    if every is None and stop is not None:
+        raise InvalidArgument("stop needs every: a run checks its metrics after each block of `every` steps")
+    if every is not None:
+        every = _positive(every, "every")
+        if any(n % every for n in stretch):
+            raise InvalidArgument(f"every must divide the steps each rung adds ({', '.join(map(str, stretch))}), "
+                                  f"got every={every}")
+    state_shape, metric_shapes = _check_run(init, advance, items, metric, min_steps if every is None else every)
+    if every is None:
+        run_of = functools.partial(_advance_run, init=init, advance=advance)
+    else:  # the carried state holds the last metrics, the steps run and whether the run has stopped
+        run_of = functools.partial(_advance_blocks, init=init, advance=advance, every=every, stop=stop)
+        state_shape = {"state": state_shape, "metrics": metric_shapes, "steps": jax.ShapeDtypeStruct((), jnp.int32),
+                       "stopped": jax.ShapeDtypeStruct((), jnp.bool_)}
 
     report = _progress.callback(progress, "successive_halving", unit="steps")
     sizes = [len(items[0][1])]
     for _ in budgets[1:]:
         sizes.append(math.ceil(sizes[-1] / eta))
-    stretch = np.diff([0, *budgets])
     before = np.cumsum([0, *(np.array(sizes) * stretch * (seeds or 1))])  # training steps before each rung
 
     def call(rung, points, state, compile_only=False):  # rung's engine call: (state, metrics)
@@ -306,7 +372,7 @@ def successive_halving(
         dims = ["point"] * len(coord)
         if seeds is not None:  # the engine's seed axis: seed i runs with fold_in(key, i)
             coord, dims = coord + [(_SEED, np.arange(seeds, dtype=np.int32))], dims + ["seed"]
-        run = functools.partial(_advance_run, init=init, advance=advance, num_steps=budgets[rung] - done)
+        run = functools.partial(run_of, num_steps=int(stretch[rung]))
         on_runs = None if report is None or compile_only else (
             lambda runs, _: report(int(before[rung] + runs * stretch[rung]), int(before[-1])))
         return _engine.run_grid(run, _engine.Coords(coord, dims), key=key, shared=np.int32(done),
@@ -322,6 +388,8 @@ def successive_halving(
     alive = np.arange(len(items[0][1]))
     state = None
     rows = {"point": [], **{name: [] for name, _ in items}, "rung": [], "steps": [], metric: []}
+    if every is not None:
+        rows["steps_run"] = []
     with _ahead(compile_later_rungs()) as compiled:
         for rung, total in enumerate(budgets):
             if rung:
@@ -336,12 +404,14 @@ def successive_halving(
             rows["rung"].append(np.full(len(alive), rung))
             rows["steps"].append(np.full(len(alive), total))
             rows[metric].append(score)
+            if every is not None:  # the most steps a seed of the point has run (fewer once all have stopped)
+                rows["steps_run"].append(state["steps"].max(axis=1) if seeds is not None else state["steps"])
             order = _ranking(score, mode)
             keep = order[:math.ceil(len(alive) / eta)] if rung < len(budgets) - 1 else order[:1]
             alive = alive[keep]
             state = jax.tree_util.tree_map(lambda x: x[keep], state)
     best = {name: float(v[alive[0]]) for name, v in items}
-    best_state = jax.tree_util.tree_map(lambda x: x[0], state)
+    best_state = jax.tree_util.tree_map(lambda x: x[0], state if every is None else state["state"])
     return Halving(best, best_state, tuple(budgets), {k: np.concatenate(v) for k, v in rows.items()})
 
 
@@ -557,10 +627,8 @@ def _stepwise_run(hp, key, *, init, advance, num_steps, every, stop):
     num_blocks = num_steps // every
     state = init(hp, key)
     _, shapes = jax.eval_shape(lambda s: advance(hp, s, key, every), state)
-    blank = lambda s, lead=(): jnp.full(lead + s.shape, jnp.nan if jnp.issubdtype(s.dtype, jnp.inexact) else 0,
-                                        s.dtype)
-    metrics = jax.tree_util.tree_map(blank, shapes)
-    curve = jax.tree_util.tree_map(lambda s: blank(s, (num_blocks,)), shapes)
+    metrics = jax.tree_util.tree_map(_blank, shapes)
+    curve = jax.tree_util.tree_map(lambda s: _blank(s, (num_blocks,)), shapes)
 
     def running(carry):
         _, _, block, stopped, _ = carry
@@ -570,11 +638,7 @@ def _stepwise_run(hp, key, *, init, advance, num_steps, every, stop):
         state, _, block, _, curve = carry
         state, metrics = advance(hp, state, jax.random.fold_in(key, block * every), every)
         curve = jax.tree_util.tree_map(lambda c, m: c.at[block].set(m), curve, metrics)
-        nan = [jnp.any(jnp.isnan(x)) for x in jax.tree_util.tree_leaves(metrics) if jnp.issubdtype(x.dtype, jnp.inexact)]
-        stopped = functools.reduce(jnp.logical_or, nan, jnp.bool_(False))
-        if stop is not None:
-            stopped = stopped | jnp.asarray(stop(metrics), bool)
-        return state, metrics, block + 1, stopped, curve
+        return state, metrics, block + 1, _stops(metrics, stop), curve
 
     # Under vmap the loop runs while any run of the chunk runs; a stopped run's carry is kept as it was.
     _, metrics, block, _, curve = lax.while_loop(running, block_of, (state, metrics, jnp.int32(0), jnp.bool_(False),

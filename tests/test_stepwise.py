@@ -32,8 +32,12 @@ POINTS = {"lr": np.array([0.01, 0.3, 0.05, 0.95, 0.1, 0.2, 0.02, 0.4], np.float3
           "noise": np.array([0.1, 0.5, 0.0, 0.1, 0.2, 0.05, 0.3, 1.0], np.float32)}
 
 
-def reference_halving(points, *, metric, mode, min_steps, max_steps, eta, seeds, key):
-    """Successive halving as a plain Python loop: a jitted advance called per point and seed, ranked by sorting."""
+def reference_halving(points, *, metric, mode, min_steps, max_steps, eta, seeds, key, every=None, stop=None):
+    """Successive halving as a plain Python loop: a jitted advance called per point and seed, ranked by sorting.
+
+    With ``every``, each stretch is advanced in blocks of ``every`` steps with keys ``fold_in(run_key, steps)``,
+    and a run stops for good after a block with a NaN metric or one that meets ``stop``.
+    """
     run_init, run_advance = jax.jit(init), jax.jit(advance, static_argnums=3)
     n = len(next(iter(points.values())))
     hp = [{k: jnp.float32(v[p]) for k, v in points.items()} for p in range(n)]
@@ -43,20 +47,30 @@ def reference_halving(points, *, metric, mode, min_steps, max_steps, eta, seeds,
     while not budgets or budgets[-1] < max_steps:
         budgets.append(min(b, max_steps))
         b *= eta
+    steps = {p: [0] * len(seed_keys) for p in range(n)}
+    last = {p: [None] * len(seed_keys) for p in range(n)}
+    stopped = {p: [False] * len(seed_keys) for p in range(n)}
     alive, done, rungs = list(range(n)), 0, []
     for rung, total in enumerate(budgets):
         scores = {}
         for p in alive:
-            out = [run_advance(hp[p], st, jax.random.fold_in(k, done), total - done)
-                   for st, k in zip(states[p], seed_keys)]
-            states[p] = [s for s, _ in out]
-            scores[p] = float(np.median([float(m[metric]) for _, m in out]))
+            for s, k in enumerate(seed_keys):
+                if every is None:
+                    states[p][s], last[p][s] = run_advance(hp[p], states[p][s], jax.random.fold_in(k, done), total - done)
+                    continue
+                while steps[p][s] < total and not stopped[p][s]:
+                    states[p][s], last[p][s] = run_advance(hp[p], states[p][s], jax.random.fold_in(k, steps[p][s]),
+                                                           every)
+                    steps[p][s] += every
+                    m = last[p][s]
+                    stopped[p][s] = any(np.isnan(float(v)) for v in m.values()) or bool(stop and stop(m))
+            scores[p] = float(np.median([float(m[metric]) for m in last[p]]))
         rungs.append(scores)
         sign = 1 if mode == "max" else -1
         ranked = sorted(alive, key=lambda p: (math.isnan(scores[p]), -sign * scores[p], p))
         alive = ranked[:math.ceil(len(alive) / eta)] if rung < len(budgets) - 1 else ranked[:1]
         done = total
-    return budgets, rungs, alive[0], states[alive[0]]
+    return budgets, rungs, alive[0], states[alive[0]], steps
 
 
 @pytest.mark.parametrize("mode, seeds, eta", [pytest.param("min", 3, 2, id="min-3seeds-eta2"),
@@ -65,8 +79,8 @@ def test_successive_halving_matches_a_python_loop(mode, seeds, eta):
     key = jax.random.key(4)
     got = successive_halving(init, advance, POINTS, metric="loss", mode=mode, min_steps=2, max_steps=12, eta=eta,
                              seeds=seeds, key=key)
-    budgets, rungs, best, best_states = reference_halving(POINTS, metric="loss", mode=mode, min_steps=2, max_steps=12,
-                                                          eta=eta, seeds=seeds, key=key)
+    budgets, rungs, best, best_states, _ = reference_halving(POINTS, metric="loss", mode=mode, min_steps=2,
+                                                             max_steps=12, eta=eta, seeds=seeds, key=key)
     assert got.budgets == tuple(budgets)
     table = got.to_pandas()
     for rung, scores in enumerate(rungs):  # the same survivors at every rung, the same metrics
@@ -85,6 +99,46 @@ def test_successive_halving_matches_a_python_loop(mode, seeds, eta):
     np.testing.assert_array_equal(got.best_state["count"], 12)
     assert np.isnan(table[table.point == 3].loss).all() and len(table[table.point == 3]) == 1  # NaN never survives
 
+
+@pytest.mark.parametrize("seeds", [None, 3])
+def test_successive_halving_stops_runs_early_as_a_python_loop_does(seeds):
+    key = jax.random.key(5)
+    stop = lambda m: m["loss"] < 0.05  # noqa: E731
+    settings = dict(metric="loss", mode="min", min_steps=2, max_steps=18, eta=3, seeds=seeds, key=key, every=1,
+                    stop=stop)
+    got = successive_halving(init, advance, POINTS, **settings)
+    budgets, rungs, best, best_states, steps = reference_halving(POINTS, **settings)
+    table = got.to_pandas()
+    for rung, scores in enumerate(rungs):
+        rows = table[table.rung == rung]
+        assert rows.point.tolist() == list(scores)
+        np.testing.assert_allclose(rows.loss.to_numpy(), [scores[p] for p in rows.point], rtol=1e-6)
+    assert got.best == {k: float(v[best]) for k, v in POINTS.items()}
+    np.testing.assert_array_equal(got.best_state["count"], np.squeeze([s["count"] for s in best_states]))
+    steps_run = table.groupby("point").steps_run.max()
+    for p, run in steps_run.items():  # each point's runs trained what the loop trained them, at most
+        assert run == max(steps[p])
+    assert steps_run[3] == 1  # lr 0.95: NaN after its first block of rung 0's 2 steps, so it computed nothing more
+    assert (table.steps_run < table.steps).any() and (table.steps_run <= table.steps).all()
+
+
+def test_successive_halving_with_blocks_compiles_one_program_per_rung():
+    def fresh_advance(hp, state, key, num_steps):
+        return advance(hp, state, key, num_steps)
+
+    with count_compilations() as c:
+        successive_halving(init, fresh_advance, POINTS, metric="loss", min_steps=1, max_steps=8, eta=2, every=1,
+                           stop=lambda m: m["loss"] < 0.1)
+    assert c.count == 4
+
+
+@pytest.mark.parametrize("every, stop, match", [(None, lambda m: True, "stop needs every"),
+                                                (4, None, "every must divide"),
+                                                (1, "loss", "stop must be callable"),
+                                                (0, None, "every")])
+def test_successive_halving_refuses_bad_blocks(every, stop, match):
+    with pytest.raises(InvalidArgument, match=match):
+        successive_halving(init, advance, POINTS, metric="loss", min_steps=2, max_steps=6, every=every, stop=stop)
 
 def test_nan_ranks_last_in_both_modes():
     points = {"lr": np.array([0.95, 0.01], np.float32), "noise": np.zeros(2, np.float32)}
