@@ -90,10 +90,7 @@ def _advance_blocks(hp, key, steps_done, *, init, advance, num_steps, every, sto
     """
     hp, key, carry = _carried(hp, key)
     if carry is None:
-        state = init(hp, key)
-        _, shapes = jax.eval_shape(lambda s: advance(hp, s, key, every), state)
-        carry = {"state": state, "metrics": jax.tree_util.tree_map(_blank, shapes), "steps": jnp.int32(0),
-                 "stopped": jnp.bool_(False)}
+        carry = _init_blocks(hp, key, init=init, advance=advance, every=every)
 
     def block(c):
         state, metrics = advance(hp, c["state"], jax.random.fold_in(key, c["steps"]), every)
@@ -102,6 +99,30 @@ def _advance_blocks(hp, key, steps_done, *, init, advance, num_steps, every, sto
     # Under vmap the loop runs while any run of the chunk runs; a stopped run's carry is kept as it was.
     carry = lax.while_loop(lambda c: (c["steps"] < steps_done + num_steps) & ~c["stopped"], block, carry)
     return carry, carry["metrics"]
+
+
+def _init_blocks(hp, key, *, init, advance, every):
+    """The carry of :func:`_advance_blocks` before its first block: ``init``'s state, no metrics yet (NaN)."""
+    hp, key, _ = _carried(hp, key)
+    state = init(hp, key)
+    _, shapes = jax.eval_shape(lambda s: advance(hp, s, key, every), state)
+    return {"state": state, "metrics": jax.tree_util.tree_map(_blank, shapes), "steps": jnp.int32(0),
+            "stopped": jnp.bool_(False)}
+
+
+def _check_blocks(every, stop, stretches):
+    """``every`` checked (``None``, or a positive integer dividing each of ``stretches``) with ``stop``."""
+    if stop is not None and not callable(stop):
+        raise InvalidArgument(f"stop must be callable as stop(metrics) -> bool, or None, got {stop!r}")
+    if every is None and stop is not None:
+        raise InvalidArgument("stop needs every: a run checks its metrics after each block of `every` steps")
+    if every is None:
+        return None
+    every = _positive(every, "every")
+    if any(n % every for n in stretches):
+        raise InvalidArgument(f"every must divide the steps of each stretch ({', '.join(map(str, stretches))}), "
+                              f"got every={every}")
+    return every
 
 
 def _init_run(hp, key, *, init):
@@ -343,15 +364,7 @@ def successive_halving(
     while budgets[-1] < max_steps:
         budgets.append(min(budgets[-1] * eta, max_steps))
     stretch = np.diff([0, *budgets])
-    if stop is not None and not callable(stop):
-        raise InvalidArgument(f"stop must be callable as stop(metrics) -> bool, or None, got {stop!r}")
-    if every is None and stop is not None:
-        raise InvalidArgument("stop needs every: a run checks its metrics after each block of `every` steps")
-    if every is not None:
-        every = _positive(every, "every")
-        if any(n % every for n in stretch):
-            raise InvalidArgument(f"every must divide the steps each rung adds ({', '.join(map(str, stretch))}), "
-                                  f"got every={every}")
+    every = _check_blocks(every, stop, stretch)
     state_shape, metric_shapes = _check_run(init, advance, items, metric, min_steps if every is None else every)
     if every is None:
         run_of = functools.partial(_advance_run, init=init, advance=advance)
@@ -428,6 +441,8 @@ class History(NamedTuple):
         after the round (itself when it kept its own).
       steps_per_round: steps per round.
       metric_name: the name of the ranked metric (its column in :meth:`to_pandas`).
+      steps_run: with ``every``, the steps each member's state has trained
+        after each round (fewer once it has stopped); else ``None``.
     """
 
     hp: dict
@@ -435,6 +450,7 @@ class History(NamedTuple):
     copied_from: np.ndarray
     steps_per_round: int
     metric_name: str
+    steps_run: Optional[np.ndarray] = None
 
     def to_pandas(self):
         """A row per member × round: ``round``, ``member``, ``steps`` (after the round), the hyperparameters then
@@ -444,6 +460,8 @@ class History(NamedTuple):
         cols = {"round": r.ravel(), "member": m.ravel(), "steps": (r.ravel() + 1) * self.steps_per_round}
         cols.update({name: v.ravel() for name, v in self.hp.items()})
         cols.update({self.metric_name: self.metric.ravel(), "copied_from": self.copied_from.ravel()})
+        if self.steps_run is not None:
+            cols["steps_run"] = self.steps_run.ravel()
         return _columns_frame(cols)
 
 
@@ -474,6 +492,8 @@ class _PBTConfig(NamedTuple):  # static configuration of the compiled program (h
     steps_per_round: int
     num_rounds: int
     num_copied: int
+    every: Optional[int]
+    stop: Optional[_engine.Static]
 
 
 def _pbt_program(hp, key, config):
@@ -484,11 +504,18 @@ def _pbt_program(hp, key, config):
     members = jnp.arange(n, dtype=jnp.int32)
     run_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(members)
     draws = jax.random.fold_in(key, _DRAWS)
-    state = _engine.run_grid(functools.partial(_init_run, init=config.init.value),
-                             _engine.Coords([*hp.items(), (_KEY, run_keys)], ["point"] * (len(hp) + 1)),
+    if config.every is None:
+        init_run = functools.partial(_init_run, init=config.init.value)
+        advance_run = functools.partial(_advance_run, init=None, advance=config.advance.value,
+                                        num_steps=config.steps_per_round)
+    else:  # the state is _advance_blocks' carry: the last metrics, the steps run, whether the member has stopped
+        init_run = functools.partial(_init_blocks, init=config.init.value, advance=config.advance.value,
+                                     every=config.every)
+        advance_run = functools.partial(_advance_blocks, init=None, advance=config.advance.value,
+                                        num_steps=config.steps_per_round, every=config.every,
+                                        stop=None if config.stop is None else config.stop.value)
+    state = _engine.run_grid(init_run, _engine.Coords([*hp.items(), (_KEY, run_keys)], ["point"] * (len(hp) + 1)),
                              key=key, progress=False)
-    advance_run = functools.partial(_advance_run, init=None, advance=config.advance.value,
-                                    num_steps=config.steps_per_round)
     q = config.num_copied
 
     def one_round(carry, r):
@@ -507,11 +534,14 @@ def _pbt_program(hp, key, config):
         explored = jax.vmap(config.explore.value)(taken, jax.vmap(lambda i: jax.random.fold_in(explore_key, i))(members))
         new_hp = {k: jnp.where(copies, jnp.asarray(explored[k], v.dtype), v) for k, v in taken.items()}
         new_state = jax.tree_util.tree_map(lambda x: x[source], state)
-        return (new_hp, new_state), (hp, score, source, order[0])
+        steps_run = None if config.every is None else state["steps"]
+        return (new_hp, new_state), (hp, score, source, order[0], steps_run)
 
-    (hp, state), (hp_rounds, scores, sources, best) = lax.scan(one_round, (hp, state), jnp.arange(config.num_rounds))
+    (hp, state), (hp_rounds, scores, sources, best, steps_run) = lax.scan(one_round, (hp, state),
+                                                                          jnp.arange(config.num_rounds))
+    state = state if config.every is None else state["state"]
     best = best[-1]
-    return hp, state, hp_rounds, scores, sources, best, jax.tree_util.tree_map(lambda x: x[best], state)
+    return hp, state, hp_rounds, scores, sources, best, jax.tree_util.tree_map(lambda x: x[best], state), steps_run
 
 
 _pbt_jitted = jax.jit(_pbt_program, static_argnames="config")
@@ -529,6 +559,8 @@ def pbt(
     explore: Callable[[dict, jax.Array], dict],
     quantile: float = 0.25,
     key: Optional[jax.Array] = None,
+    every: Optional[int] = None,
+    stop: Optional[Callable[[dict], Any]] = None,
 ) -> PBTResult:
     """Population-based training (Jaderberg et al. 2017, arXiv:1711.09846): all rounds as one compiled program.
 
@@ -556,6 +588,13 @@ def pbt(
         same names out (cast back to the points' dtypes).
       quantile: the fraction of members copied and copied from, in (0, 0.5].
       key: the root key, default ``jax.random.key(0)``.
+      every: ``None``: a round calls ``advance`` once per member. An integer
+        that divides ``steps_per_round``: rounds advance in blocks of
+        ``every`` steps, and a member stops after a block whose metrics hold
+        a NaN or meet ``stop`` (as in :func:`successive_halving`); it is
+        ranked by that block's metrics and starts again only by copying
+        another member's state. ``history`` then has ``steps_run``.
+      stop: ``stop(metrics) -> bool``, or ``None`` (stop at NaN only); needs ``every``.
 
     Returns:
       :class:`PBTResult`: ``.best``, ``.best_state``, ``.hp``, ``.state`` and ``.history``.
@@ -584,7 +623,8 @@ def pbt(
         raise InvalidArgument(f"quantile must be in (0, 0.5], got {quantile!r}")
     if not callable(explore):
         raise InvalidArgument(f"explore must be callable as explore(hp, key) -> hp, got {explore!r}")
-    _check_run(init, advance, items, metric, steps_per_round)
+    every = _check_blocks(every, stop, [steps_per_round])
+    _check_run(init, advance, items, metric, steps_per_round if every is None else every)
     hp_shape = {name: jax.ShapeDtypeStruct((), v.dtype) for name, v in items}
     try:
         out = jax.eval_shape(explore, hp_shape, jax.eval_shape(lambda: jax.random.key(0)))
@@ -596,12 +636,13 @@ def pbt(
     key = _check_key(key)
     n = len(items[0][1])
     config = _PBTConfig(_engine.Static(init), _engine.Static(advance), _engine.Static(explore), metric, mode,
-                        steps_per_round, num_rounds, max(1, int(quantile * n)))
-    hp, state, hp_rounds, scores, sources, best, best_state = _pbt_jitted(dict(items), key, config)
+                        steps_per_round, num_rounds, max(1, int(quantile * n)), every,
+                        None if stop is None else _engine.Static(stop))
+    hp, state, hp_rounds, scores, sources, best, best_state, steps_run = _pbt_jitted(dict(items), key, config)
     best = int(best)
     hp = {k: np.asarray(v) for k, v in hp.items()}
     history = History({k: np.asarray(v) for k, v in hp_rounds.items()}, np.asarray(scores), np.asarray(sources),
-                      steps_per_round, metric)
+                      steps_per_round, metric, None if steps_run is None else np.asarray(steps_run))
     return PBTResult({k: float(v[best]) for k, v in hp.items()}, best_state, hp, state, history)
 
 

@@ -190,18 +190,29 @@ def scale_lr(hp, key):
     return {"lr": hp["lr"] * jax.random.uniform(key, (), minval=0.5, maxval=1.5)}
 
 
-def numpy_pbt(lr, key, *, steps_per_round, num_rounds, quantile):
-    """PBT's rounds in NumPy (float32), with the draws the docstring of pbt names, made by jax.random."""
+def numpy_pbt(lr, key, *, steps_per_round, num_rounds, quantile, every=None, stop=None):
+    """PBT's rounds in NumPy (float32), with the draws the docstring of pbt names, made by jax.random.
+
+    With ``every``, a member stops after a block of ``every`` steps whose loss is NaN or meets ``stop``: its w,
+    loss and steps stay as they were until it copies another member's (with that member's stopped flag).
+    """
     n = len(lr)
     lr = lr.astype(np.float32).copy()
     w = np.array([float(target_init(None, jax.random.fold_in(key, i))["w"]) for i in range(n)], np.float32)
     q = max(1, int(quantile * n))
     draws = jax.random.fold_in(key, 2**31 - 1)
-    lrs, losses, sources = [], [], []
+    lrs, losses, sources, steps_run = [], [], [], []
+    loss, steps, stopped = np.full(n, np.nan, np.float32), np.zeros(n, int), np.zeros(n, bool)
     for r in range(num_rounds):
-        for _ in range(steps_per_round):
-            w = (w - lr * np.float32(2) * (w - np.float32(3))).astype(np.float32)
-        loss = (w - np.float32(3)) ** 2
+        for _ in range(steps_per_round // (every or steps_per_round)):
+            running = ~stopped
+            for _ in range(every or steps_per_round):
+                w = np.where(running, w - lr * np.float32(2) * (w - np.float32(3)), w).astype(np.float32)
+            loss = np.where(running, (w - np.float32(3)) ** 2, loss)
+            steps = steps + running * (every or steps_per_round)
+            if every is not None:
+                stopped = stopped | np.isnan(loss) | (stop(loss) if stop else False)
+        steps_run.append(steps.copy())
         lrs.append(lr.copy())
         losses.append(loss)
         order = sorted(range(n), key=lambda i: (np.isnan(loss[i]), loss[i], i))
@@ -215,8 +226,11 @@ def numpy_pbt(lr, key, *, steps_per_round, num_rounds, quantile):
                            for i in range(n)], np.float32)
         moved = source != np.arange(n)
         lr, w = np.where(moved, lr[source] * factor, lr[source]).astype(np.float32), w[source]
+        loss, steps, stopped = loss[source], steps[source], stopped[source]
         sources.append(source)
-    return np.array(lrs), np.array(losses), np.array(sources), w
+    if every is None:
+        return np.array(lrs), np.array(losses), np.array(sources), w
+    return np.array(lrs), np.array(losses), np.array(sources), w, np.array(steps_run)
 
 
 def test_pbt_matches_a_numpy_simulation():
@@ -238,6 +252,26 @@ def test_pbt_matches_a_numpy_simulation():
     assert len(table) == 48 and list(table.columns) == ["round", "member", "steps", "lr", "loss", "copied_from"]
     assert table.steps.max() == 18
 
+
+
+def test_pbt_stops_members_early_as_a_numpy_simulation_does():
+    lr = np.array([0.001, 0.004, 0.002, 0.2, 0.01, 0.003, 0.3, 0.005], np.float32)
+    key = jax.random.key(3)
+    settings = dict(steps_per_round=4, num_rounds=6, quantile=0.25, every=2)
+    got = pbt(target_init, target_advance, {"lr": lr}, metric="loss", mode="min", explore=scale_lr, key=key,
+              stop=lambda m: m["loss"] < 1e-3, **settings)
+    lrs, losses, sources, w, steps_run = numpy_pbt(lr, key, stop=lambda loss: loss < 1e-3, **settings)
+    np.testing.assert_array_equal(got.history.copied_from, sources)
+    np.testing.assert_allclose(got.history.hp["lr"], lrs, rtol=1e-6)
+    np.testing.assert_allclose(got.history.metric, losses, rtol=1e-6)
+    np.testing.assert_array_equal(got.history.steps_run, steps_run)
+    assert (steps_run[-1] < 24).any()  # some members stopped: fewer steps than the rounds' 24
+    np.testing.assert_allclose(got.state["w"], w, rtol=1e-6)
+    np.testing.assert_array_equal(got.state["count"], steps_run[-1][sources[-1]])  # the count a stopped state kept
+    assert "steps_run" in got.history.to_pandas()
+    with pytest.raises(InvalidArgument, match="every must divide"):
+        pbt(target_init, target_advance, {"lr": lr}, metric="loss", explore=scale_lr, steps_per_round=4,
+            num_rounds=2, every=3)
 
 def test_pbt_is_one_compiled_program():
     def fresh_advance(hp, state, key, num_steps):
