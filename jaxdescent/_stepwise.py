@@ -12,9 +12,14 @@ A *stepwise run* is two pure functions:
 search uses ``jax.random.fold_in(key, i)`` as :func:`jaxdescent.sweep_fn` does
 (without seeds every point runs with ``fold_in(key, 0)``), a PBT member ``i``
 uses ``fold_in(key, i)``. ``init`` receives the run key, and each stretch of
-``advance`` receives ``jax.random.fold_in(run_key, steps_done)``, so a run's
-randomness depends on how many steps it has done, never on how the stretches
-(rungs, rounds, blocks) are laid out.
+``advance`` receives ``jax.random.fold_in(run_key, steps_done)``: a stretch's
+key depends on the steps done before it, not on the rung, round or block it
+belongs to (stretches that start at other steps draw other keys).
+
+With ``every=k`` (and optionally ``stop=``) the searches advance in blocks of
+``k`` steps inside a ``lax.while_loop`` and a run stops for good after a block
+whose metrics hold a NaN or meet ``stop(metrics)``, as :func:`stepwise` does for
+:func:`jaxdescent.sweep_fn`.
 
 All three run on the engine (:func:`jaxdescent._engine.run_grid`): a rung of
 successive halving is one engine call over the surviving points × seeds, with
