@@ -257,10 +257,10 @@ def _ahead(compiles):
     while the device computes; on 2 CPU cores, where XLA's compilation already
     keeps about 1.5 cores busy, successive halving of a digits MLP took 10.1 s
     instead of 11.4 s (experiments/benchmarks/halving_compile.py; two or three
-    threads gained nothing more). The thread
-    traces under JAX's global settings: under a setting entered in the
-    caller's thread only (``jax.enable_x64()``, ...), the real
-    call compiles its own program, as without this.
+    threads gained nothing more). The thread traces under JAX's global
+    settings: under a setting entered in the caller's thread only
+    (``jax.enable_x64()``, ...), the real call compiles its own program, as
+    without this.
     """
     pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxdescent-compile-ahead")
     try:
