@@ -78,6 +78,12 @@ def _blank(shape, lead=()):
     return jnp.full(lead + shape.shape, fill, shape.dtype)
 
 
+def _like(metrics, blank):
+    """``advance``'s metrics as arrays in the dtypes of ``blank`` (a Python number among them has none, and a
+    weakly typed one would not match the loop's carry)."""
+    return jax.tree_util.tree_map(lambda m, b: jnp.asarray(m, b.dtype), metrics, blank)
+
+
 def _stops(metrics, stop):
     """Whether a run stops after a block with these metrics: any NaN, or ``stop(metrics)``."""
     nan = [jnp.any(jnp.isnan(x)) for x in jax.tree_util.tree_leaves(metrics) if jnp.issubdtype(x.dtype, jnp.inexact)]
@@ -99,6 +105,7 @@ def _advance_blocks(hp, key, steps_done, *, init, advance, num_steps, every, sto
 
     def block(c):
         state, metrics = advance(hp, c["state"], jax.random.fold_in(key, c["steps"]), every)
+        metrics = _like(metrics, c["metrics"])
         return {"state": state, "metrics": metrics, "steps": c["steps"] + every, "stopped": _stops(metrics, stop)}
 
     # Under vmap the loop runs while any run of the chunk runs; a stopped run's carry is kept as it was.
@@ -683,6 +690,7 @@ def _stepwise_run(hp, key, *, init, advance, num_steps, every, stop):
     def block_of(carry):
         state, _, block, _, curve = carry
         state, metrics = advance(hp, state, jax.random.fold_in(key, block * every), every)
+        metrics = _like(metrics, shapes)
         curve = jax.tree_util.tree_map(lambda c, m: c.at[block].set(m), curve, metrics)
         return state, metrics, block + 1, _stops(metrics, stop), curve
 

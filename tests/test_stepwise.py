@@ -397,3 +397,21 @@ def test_bad_inputs_raise_one_clear_error_before_compiling(call, name):
     with count_compilations() as c, pytest.raises(InvalidArgument, match=name):
         call()
     assert c.count == 0
+
+
+def test_blocks_accept_metrics_given_as_python_numbers():
+    def const_advance(hp, state, key, num_steps):  # "one" and "two" are Python numbers, not arrays
+        state, metrics = advance(hp, state, key, num_steps)
+        return state, {**metrics, "one": 1.0, "two": 2}
+
+    halving = successive_halving(init, const_advance, POINTS, metric="loss", mode="min", min_steps=1, max_steps=2,
+                                 eta=2, every=1, progress=False)
+    plain = successive_halving(init, advance, POINTS, metric="loss", mode="min", min_steps=1, max_steps=2, eta=2,
+                               every=1, progress=False)
+    assert halving.best == plain.best
+    fn = stepwise(init, const_advance, num_steps=2, every=1)
+    assert (np.asarray(sweep_fn(fn, POINTS).metrics.metrics["one"]) == 1.0).all()
+    lr = {"lr": np.array([0.1, 0.2, 0.3, 0.4], np.float32)}
+    found = pbt(target_init, lambda hp, s, k, n: (target_advance(hp, s, k, n)[0], {"loss": 1.0}), lr, metric="loss",
+                steps_per_round=2, num_rounds=2, explore=scale_lr, every=1)
+    assert found.history.metric.tolist() == [[1.0] * 4] * 2
