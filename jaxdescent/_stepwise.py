@@ -145,6 +145,8 @@ def _init_run(hp, key, *, init):
 def _worst_last(score, mode):
     """``score`` turned so that larger is better and NaN is worst (-inf); NumPy in, NumPy out."""
     xp = jnp if isinstance(score, jax.Array) else np
+    if not xp.issubdtype(score.dtype, xp.inexact):  # bool metrics have no negation
+        score = score.astype(xp.float32 if xp is jnp else xp.float64)
     score = score if mode == "max" else -score
     return xp.where(xp.isnan(score), -xp.inf, score)
 

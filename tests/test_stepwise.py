@@ -415,3 +415,16 @@ def test_blocks_accept_metrics_given_as_python_numbers():
     found = pbt(target_init, lambda hp, s, k, n: (target_advance(hp, s, k, n)[0], {"loss": 1.0}), lr, metric="loss",
                 steps_per_round=2, num_rounds=2, explore=scale_lr, every=1)
     assert found.history.metric.tolist() == [[1.0] * 4] * 2
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+def test_pbt_ranks_by_a_bool_or_integer_metric(mode):
+    def flag_advance(hp, state, key, num_steps):
+        state, metrics = target_advance(hp, state, key, num_steps)
+        return state, {"close": metrics["loss"] < 1.0, "fast": (hp["lr"] > 0.1).astype(jnp.int32)}
+
+    lr = {"lr": np.array([0.01, 0.2, 0.3, 0.05], np.float32)}
+    for metric in ("close", "fast"):
+        found = pbt(target_init, flag_advance, lr, metric=metric, mode=mode, steps_per_round=2, num_rounds=1,
+                    explore=scale_lr)
+        assert (found.best["lr"] > 0.1) == (mode == "max")
