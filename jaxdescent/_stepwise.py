@@ -542,7 +542,8 @@ def _pbt_program(hp, key, config):
         pick_key, explore_key = jax.random.split(jax.random.fold_in(draws, r))
         donor = order[:q][jax.random.randint(pick_key, (n,), 0, q)]  # a top member for each member
         bottom = jnp.zeros(n, bool).at[order[n - q:]].set(True)
-        copies = bottom & (r < config.num_rounds - 1)  # no exploit after the last round
+        # No exploit after the last round; a lone member (bottom and top at once) keeps its own.
+        copies = bottom & (donor != members) & (r < config.num_rounds - 1)
         source = jnp.where(copies, donor, members)
         taken = {k: v[source] for k, v in hp.items()}
         explored = jax.vmap(config.explore.value)(taken, jax.vmap(lambda i: jax.random.fold_in(explore_key, i))(members))

@@ -428,3 +428,10 @@ def test_pbt_ranks_by_a_bool_or_integer_metric(mode):
         found = pbt(target_init, flag_advance, lr, metric=metric, mode=mode, steps_per_round=2, num_rounds=1,
                     explore=scale_lr)
         assert (found.best["lr"] > 0.1) == (mode == "max")
+
+
+def test_pbt_with_one_member_keeps_its_hyperparameters():
+    found = pbt(target_init, target_advance, {"lr": np.array([0.1], np.float32)}, metric="loss", mode="min",
+                steps_per_round=2, num_rounds=3, explore=scale_lr)
+    assert found.history.hp["lr"].ravel().tolist() == [pytest.approx(0.1)] * 3
+    assert found.history.copied_from.ravel().tolist() == [0, 0, 0]
