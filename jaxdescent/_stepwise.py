@@ -188,7 +188,7 @@ def _positive(value, name):
     return int(value)
 
 
-def _check_run(init, advance, items, metric, num_steps):
+def _check_run(init, advance, items, metric, num_steps, stop=None):
     """Traces (never compiles) one run; raises naming the argument. The shapes of what ``advance`` returns."""
     for name, f in (("init", init), ("advance", advance)):
         if not callable(f):
@@ -221,6 +221,13 @@ def _check_run(init, advance, items, metric, num_steps):
         raise InvalidArgument(f"metric {metric!r} has the name of a column of the search's table; rename it")
     if metrics[metric].shape != ():
         raise InvalidArgument(f"metric {metric!r} must be one scalar per run, got shape {metrics[metric].shape}")
+    if stop is not None:
+        try:
+            verdict = jax.eval_shape(stop, metrics)
+        except Exception as e:
+            raise InvalidArgument(f"stop failed on advance's metrics: {type(e).__name__}: {e}") from e
+        if np.shape(verdict) != ():
+            raise InvalidArgument(f"stop must return one bool per run, got shape {np.shape(verdict)}")
     return new_state, metrics
 
 
@@ -379,7 +386,7 @@ def successive_halving(
         budgets.append(min(budgets[-1] * eta, max_steps))
     stretch = np.diff([0, *budgets])
     every = _check_blocks(every, stop, stretch)
-    state_shape, metric_shapes = _check_run(init, advance, items, metric, min_steps if every is None else every)
+    state_shape, metric_shapes = _check_run(init, advance, items, metric, min_steps if every is None else every, stop)
     if every is None:
         run_of = functools.partial(_advance_run, init=init, advance=advance)
     else:  # the carried state holds the last metrics, the steps run and whether the run has stopped
@@ -639,7 +646,7 @@ def pbt(
     if not callable(explore):
         raise InvalidArgument(f"explore must be callable as explore(hp, key) -> hp, got {explore!r}")
     every = _check_blocks(every, stop, [steps_per_round])
-    _check_run(init, advance, items, metric, steps_per_round if every is None else every)
+    _check_run(init, advance, items, metric, steps_per_round if every is None else every, stop)
     hp_shape = {name: jax.ShapeDtypeStruct((), v.dtype) for name, v in items}
     try:
         out = jax.eval_shape(explore, hp_shape, jax.eval_shape(lambda: jax.random.key(0)))

@@ -135,7 +135,9 @@ def test_successive_halving_with_blocks_compiles_one_program_per_rung():
 @pytest.mark.parametrize("every, stop, match", [(None, lambda m: True, "stop needs every"),
                                                 (4, None, "every must divide"),
                                                 (1, "loss", "stop must be callable"),
-                                                (0, None, "every")])
+                                                (0, None, "every"),
+                                                (1, lambda m: jnp.stack([m["loss"]] * 2) < 1, "one bool per run"),
+                                                (1, lambda m: m["missing"] < 1, "stop failed")])
 def test_successive_halving_refuses_bad_blocks(every, stop, match):
     with pytest.raises(InvalidArgument, match=match):
         successive_halving(init, advance, POINTS, metric="loss", min_steps=2, max_steps=6, every=every, stop=stop)
