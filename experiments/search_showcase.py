@@ -32,9 +32,11 @@ wall time on a quiet 2-core CPU (measure it with the full run, nothing else
 running): the goal line takes the smallest of SH's three budgets (a ninth, a
 third, all; fixed before any run) whose best reaches (e)'s. The floor: the
 budget's matrix-product FLOPs (forward and backward, 3 × 2 · 128 · (64·64 +
-64·10) a step) at the rate NumPy's matmul reaches on this machine's cores. Writes ``search_showcase.md``, ``search_showcase.csv`` and
+64·10) a step) at the rate NumPy's matmul reaches on this machine's cores.
+Writes ``search_showcase.md``, ``search_showcase.csv`` and
 ``search_showcase.png`` (best-so-far validation accuracy against training
-steps spent) to ``--out`` (default experiments/out/search_showcase).
+steps spent, and the accuracy each search found against its wall time) to
+``--out`` (default experiments/out/search_showcase).
 
 Needs the extras optuna, matplotlib, pandas and scikit-learn.
 
