@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import Mesh, NamedSharding, SingleDeviceSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxdescent import _cost, _progress, _validate
@@ -364,104 +364,60 @@ def _mesh(devices) -> Mesh:
     return Mesh(np.array(devices), ("runs",))
 
 
-def _launch(coord_values, key, start, lane, shared, *, run, shape, dims, names, seeded, row, mesh, per_device, chunk,
-            lanes, gather, whole, key_impls):
-    num_runs = math.prod(shape)
-    axes = tuple(dict.fromkeys(dims))
-    sizes = dict(zip(axes, shape))
-    strides = {d: math.prod(shape[i + 1:]) for i, d in enumerate(axes)}
-    fn = run.value
-    inner = _inner(chunk, row)
+def _chunk_program(values, seeds, key, shared, *, run, names, inner_names, inner, seeded, mesh, gather, key_impls):
+    """One chunk of runs on each device of ``mesh``: ``values`` holds each run's coordinates (run axis first, a
+    chunk per device), ``seeds`` each run's seed; the metrics, run axis first.
 
-    def on_device(coord_values, key, start, lane, shared):
+    The program's shapes are the chunk's alone: a grid of any size, a piece
+    anywhere in it and every thread or device run this one program, so a run's
+    bits never depend on where or with what else it was computed.
+    """
+    fn = _jit_of(run)
+
+    def on_device(values, seeds, key, shared):
         # Keys travel as key data (a global array of uint32 works on every process) and are wrapped here.
         key = jax.random.wrap_key_data(key, impl=key_impls[0])
-        coord_values = [v if impl is None else jax.random.wrap_key_data(v, impl=impl)
-                        for v, impl in zip(coord_values, key_impls[1:])]
+        values = [v if impl is None else jax.random.wrap_key_data(v, impl=impl) for v, impl in zip(values, key_impls[1:])]
+        chunk = seeds.shape[0]
 
-        def hp_of(r, on=None):  # the hyperparameters of run r (those on the dims in `on`, default all)
-            index = {d: (r // strides[d]) % sizes[d] for d in axes}
-            return {name: jax.tree_util.tree_map(lambda v: v[index[dim]], value)
-                    for name, dim, value in zip(names, dims, coord_values) if name != "seed" and dim in (on or axes)}
-
-        def key_of(r):
-            return jax.random.fold_in(key, (r // strides["seed"]) % sizes["seed"] if seeded else 0)
-
-        def one(hp, run_key, shared):
+        def one(hp, seed, s):
             # Barriers around the run keep XLA from fusing it with the code around it (picking its inputs,
-            # placing its outputs), which differs with the devices and pieces: fused differently, a*b + c is
-            # contracted into FMAs differently, and the run's last bits would depend on the layout.
-            hp, run_key, shared = lax.optimization_barrier((hp, run_key, shared))
-            return fn(hp, run_key) if shared is None else fn(hp, run_key, shared)
+            # placing its outputs): fused differently, a*b + c is contracted into FMAs differently.
+            hp, run_key, s = lax.optimization_barrier((hp, jax.random.fold_in(key, seed if seeded else 0), s))
+            return fn(hp, run_key) if s is None else fn(hp, run_key, s)
 
-        def one_chunk(rs):
-            # Shared data is broadcast to the chunk's run axis, so every product in the vmapped runs is a
-            # batched one with the run axis leading (no per-step transposes; see network.train_many).
-            batched = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (chunk,) + a.shape), shared)
-            flat = lambda: lax.optimization_barrier(jax.vmap(lambda r, s: one(hp_of(r), key_of(r), s))(
-                jnp.minimum(rs, num_runs - 1), batched))
-            if inner == 1:
-                return flat()
-            # A chunk of whole rows of the last axis (seeds, keys): vmapped as points x seeds, so what a run
-            # computes from its key alone (initial weights, minibatch draws) is computed once per seed, not once
-            # per run, as a hand-written vmap over points of a vmap over seeds does.
-            heads = jnp.minimum(rs[::inner], num_runs - 1)  # the row's first run: its point
-            batched = jax.tree_util.tree_map(lambda a: a.reshape((chunk // inner, inner) + a.shape[1:]), batched)
+        # Shared data is broadcast to the chunk's run axis, so every product in the vmapped runs is a
+        # batched one with the run axis leading (no per-step transposes; see network.train_many).
+        batched = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (chunk,) + a.shape), shared)
 
-            def row(head, s):
-                outer = hp_of(head, axes[:-1])
+        def flat():
+            return jax.vmap(lambda v, sd, s: one(dict(zip(names, v)), sd, s))(values, seeds, batched)
 
-                def cell(r, s1):
-                    hp = {**outer, **hp_of(r, axes[-1:])}
-                    return one({name: hp[name] for name in names if name in hp}, key_of(r), s1)
+        if inner == 1:
+            return lax.optimization_barrier(flat())
+        # A chunk of whole rows of the last axis (seeds, keys), or a part of one row: vmapped as points x seeds,
+        # so what a run computes from its key alone (initial weights, minibatch draws) is computed once per seed,
+        # not once per run, as a hand-written vmap over points of a vmap over seeds does.
+        rows = lambda x: x.reshape((chunk // inner, inner) + x.shape[1:])
+        outer = {n: jax.tree_util.tree_map(lambda x: rows(x)[:, 0], v)
+                 for n, v in zip(names, values) if n not in inner_names}
+        across = {n: jax.tree_util.tree_map(lambda x: rows(x)[0], v) for n, v in zip(names, values) if n in inner_names}
 
-                return jax.vmap(cell)(rs[:inner], s)
+        def row(o, s):
+            return jax.vmap(lambda i, sd, s1: one({n: {**o, **i}[n] for n in names}, sd, s1))(across, rows(seeds)[0], s)
 
-            try:
-                out = jax.vmap(row)(heads, batched)
-            except NotImplementedError:  # a batching rule JAX lacks for nested vmaps (seen: a grouped convolution's
-                return flat()  # gradient inside shard_map, jax 0.10): one flat vmap, as for any other chunk
-            return lax.optimization_barrier(jax.tree_util.tree_map(lambda x: x.reshape((chunk,) + x.shape[2:]), out))
+        try:
+            out = jax.vmap(row)(outer, jax.tree_util.tree_map(rows, batched))
+        except NotImplementedError:  # a batching rule JAX lacks for nested vmaps (seen: a grouped convolution's
+            return lax.optimization_barrier(flat())  # gradient inside shard_map, jax 0.10): one flat vmap
+        return lax.optimization_barrier(jax.tree_util.tree_map(lambda x: x.reshape((chunk,) + x.shape[2:]), out))
 
-        # Chunks are dealt to the lanes (threads x devices) in turn: chunk c of device d in the call of thread
-        # `lane` is chunk (c * lanes + lane) * devices + d of the piece, so neighbouring runs, which tend to cost
-        # alike (stop_early, stop_when_solved), spread over every core.
-        n_chunks = per_device // chunk
-        slots = max(n_chunks, 2)  # see below
-        index = (jnp.arange(slots, dtype=jnp.int32)[:, None] * lanes + lane) * num_devices + lax.axis_index("runs")
-        first = start + index * chunk
-        r = first + jnp.arange(chunk, dtype=jnp.int32)[None, :]
-        found = {}  # the chunk's output structure and key types, seen when it is traced
-
-        def chunk_data(c):  # chunk c's metrics as plain arrays (keys as their key data)
-            leaves, found["tree"] = jax.tree_util.tree_flatten(one_chunk(r[c]))
-            found["keys"] = [_key_impl(x) for x in leaves]
-            return [jax.random.key_data(x) if _is_key(x) else x for x in leaves]
-
-        def body(c, out):
-            return [lax.dynamic_update_index_in_dim(o, x, c, 0) for o, x in zip(out, chunk_data(c))]
-
-        # The same program whatever the number of chunks: a loop whose trip count XLA cannot see (behind a
-        # barrier) over at least 2 slots. With one chunk XLA would drop the loop and the size-1 axis and compile
-        # the chunk differently (seen: final_loss, one evaluation, rounded differently in 73 of 1332 runs), so
-        # a lane with one chunk would differ in the last bits from a lane with several.
-        out = [jnp.zeros((slots,) + x.shape, x.dtype) for x in jax.eval_shape(chunk_data, 0)]
-        out = lax.fori_loop(0, lax.optimization_barrier(jnp.int32(n_chunks)), body, out)
-        out = [(x if impl is None else jax.random.wrap_key_data(x, impl=impl))[:n_chunks]
-               for x, impl in zip(out, found["keys"])]
-        return jax.tree_util.tree_map(lambda x: x.reshape((per_device,) + x.shape[2:]),
-                                      jax.tree_util.tree_unflatten(found["tree"], out))
-
-    num_devices = mesh.devices.size
-    result = jax.shard_map(on_device, mesh=mesh, in_specs=(P(), P(), P(), P(), P()), out_specs=P("runs"),
-                           check_vma=False)(coord_values, key, start, lane, shared)
-    if num_devices > 1:  # back from device-major (device, chunk) order to the runs' order (chunk, device)
-        result = jax.tree_util.tree_map(lambda x: x.reshape((num_devices, per_device // chunk, chunk) + x.shape[1:])
-                                        .swapaxes(0, 1).reshape(x.shape), result)
+    if mesh.devices.size == 1:  # one device: the chunk's program as it is (inside shard_map, fn would be traced anew)
+        return on_device(values, seeds, key, shared)
+    result = jax.shard_map(on_device, mesh=mesh, in_specs=(P("runs"), P("runs"), P(), P()), out_specs=P("runs"),
+                           check_vma=False)(values, seeds, key, shared)
     if gather:  # every process receives every run
         result = lax.with_sharding_constraint(result, NamedSharding(mesh, P()))
-    if whole:  # one call covers the grid: drop the padding and lay the runs out on the grid's axes
-        result = jax.tree_util.tree_map(lambda x: x[:num_runs].reshape(shape + x.shape[1:]), result)
     return result
 
 
@@ -473,52 +429,73 @@ def _inner(chunk: int, row: int) -> int:
     return row if chunk % row == 0 else chunk if row % chunk == 0 else 1
 
 
-_STATIC = ("run", "shape", "dims", "names", "seeded", "row", "mesh", "per_device", "chunk", "lanes", "gather", "whole",
-           "key_impls")
+_STATIC = ("run", "names", "inner_names", "inner", "seeded", "mesh", "gather", "key_impls")
+
+# Custom calls into a library that waits for its own tasks on XLA's CPU pool (see _library_calls).
+_LIBRARY_PRIMITIVES = {"eigh", "svd", "lu", "qr", "householder_product", "geqrf", "geqp3", "cholesky", "eig",
+                       "schur", "hessenberg", "tridiagonal", "tridiagonal_solve", "triangular_solve", "ffi_call"}
 
 
-def _merge_lanes(parts, *, block, num_runs, shape, device):
-    """The calls of several threads (on CPU) as one result in the runs' order (see ``_launch``).
-
-    Merged on the host (no program to compile); with ``shape``, all runs are
-    laid out on the grid's axes and put back on ``device`` as ``jax.Array``.
-    """
-
-    def merge(*leaves):
-        impl = _key_impl(leaves[0])
-        leaves = [_host(x) for x in leaves]
-        merged = np.stack([x.reshape((x.shape[0] // block, block) + x.shape[1:]) for x in leaves], axis=1)
-        merged = merged.reshape((math.prod(merged.shape[:3]),) + merged.shape[3:])  # sizes given: a metric may be empty
-        if shape is None:
-            return merged
-        merged = jax.device_put(merged[:num_runs].reshape(shape + merged.shape[1:]), device)
-        return merged if impl is None else jax.random.wrap_key_data(merged, impl=impl)
-
-    return jax.tree_util.tree_map(merge, *parts)
-
-
-# What shard_map and sharding annotations lower to: markers, not calls into a library.
-_MARKERS = {"Sharding", "SPMDFullToShardShape", "SPMDShardToFullShape", "ShardingGroup"}
-
-
-def _library_calls(module_text: str) -> set:
-    """The custom calls (LAPACK, FFI, host callbacks) of a lowered program.
+def _library_calls(jaxpr) -> set:
+    """The primitives of a run's jaxpr (nested ones included) that run as a library call on CPU (LAPACK, FFI,
+    host callbacks).
 
     A program with one is run from one thread: jaxlib's batched LAPACK
     kernels (``eigh``, ``svd``, ...) wait for their own tasks on XLA's shared
     CPU pool, so two such programs running at once can take every thread of
     the pool and wait forever (seen with ``eigh`` on 2 cores, jax 0.10.2).
+    Read from the jaxpr, nothing lowered for it.
     """
-    return set(re.findall(r"custom_call @([\w.$-]+)", module_text)) - _MARKERS
+    return {p for p in _primitives(jaxpr) if p in _LIBRARY_PRIMITIVES | _CALLBACKS}
+
+
+def _primitives(jaxpr) -> set:
+    """Every primitive name in a jaxpr and the jaxprs nested in it (loops, conditionals, ``jit``, custom rules)."""
+    found = set()
+
+    def inner(value):
+        if hasattr(value, "eqns"):  # a Jaxpr
+            yield value
+        elif hasattr(value, "jaxpr") and hasattr(value.jaxpr, "eqns"):  # a ClosedJaxpr
+            yield value.jaxpr
+        elif isinstance(value, (tuple, list)):
+            for v in value:
+                yield from inner(v)
+
+    todo = [jaxpr.jaxpr if hasattr(jaxpr, "jaxpr") and hasattr(jaxpr.jaxpr, "eqns") else jaxpr]
+    while todo:
+        for eqn in todo.pop().eqns:
+            found.add(eqn.primitive.name)
+            for value in eqn.params.values():
+                todo.extend(inner(value))
+    return found
+
+
+_JITTED_RUNS: dict = {}
+
+
+def _jit_of(run) -> Callable:
+    """``jax.jit`` of a run function, one per configuration (:class:`Static`): every place that needs the run's
+    program (its output shapes, its cost, the sweep's program, the saved folder's digest) traces it through this
+    one jit, whose cache traces the user's function once per set of input shapes."""
+    run = run if isinstance(run, Static) else Static(run)
+    try:
+        return _JITTED_RUNS[run]
+    except KeyError:
+        if len(_JITTED_RUNS) >= 64:  # runs made afresh in a loop: keep the newest
+            _JITTED_RUNS.pop(next(iter(_JITTED_RUNS)))
+        return _JITTED_RUNS.setdefault(run, jax.jit(run.value))
+    except TypeError:  # an unhashable configuration
+        return jax.jit(run.value)
 
 
 @functools.lru_cache(maxsize=16)
-def _one_run(run, treedef, avals, classes, want_calls):
+def _one_run(run, treedef, avals, classes):
     """One run traced alone (cached per configuration and shapes): its output shapes, its library calls, and
     with ``classes`` (what each input varies with, see :mod:`jaxdescent._cost`) its cost."""
-    one = jax.jit(run.value).trace(*jax.tree_util.tree_unflatten(treedef, avals))
-    calls = _library_calls(one.lower().as_text()) if want_calls else set()
-    return one.out_info, calls, _cost.count(one.jaxpr.jaxpr, classes) if classes is not None else None
+    one = _jit_of(run).trace(*jax.tree_util.tree_unflatten(treedef, avals))
+    jaxpr = one.jaxpr
+    return one.out_info, _library_calls(jaxpr), _cost.count(jaxpr.jaxpr, classes) if classes is not None else None
 
 
 @functools.cache
@@ -528,18 +505,10 @@ def _key_shape() -> jax.ShapeDtypeStruct:
 
 
 def _output_shapes(fn, hp_dtypes: tuple):
-    """``fn``'s output shapes on traced scalars of ``hp_dtypes`` and a key: traced once per function and dtypes
-    (a warm call of the same ``fn`` costs no trace, as its compilation is reused)."""
-    try:
-        hash(fn)
-    except TypeError:
-        return _eval_output_shapes.__wrapped__(fn, hp_dtypes)
-    return _eval_output_shapes(fn, hp_dtypes)
-
-
-@functools.lru_cache(maxsize=64)
-def _eval_output_shapes(fn, hp_dtypes):
-    return jax.eval_shape(fn, {name: jax.ShapeDtypeStruct((), dtype) for name, dtype in hp_dtypes}, _key_shape())
+    """``fn``'s output shapes on traced scalars of ``hp_dtypes`` and a key, traced through the run's one jit
+    (:func:`_jit_of`): the sweep's program then reuses this trace."""
+    return jax.eval_shape(_jit_of(fn), {name: jax.ShapeDtypeStruct((), dtype) for name, dtype in hp_dtypes},
+                          _key_shape())
 
 
 def _row(coords: Coords) -> int:
@@ -553,8 +522,8 @@ def cpu_threads() -> int:
     """The threads a sweep on one CPU device calls its program from: one per core this process may use.
 
     XLA runs one program on one core, and several programs on one device at
-    once, so a call on CPU is split into this many programs (``CPU_THREADS``
-    overrides it; with several CPU devices each gets its share of the cores).
+    once, so the chunks of a call on CPU are computed from this many threads
+    (``CPU_THREADS`` overrides it; with several CPU devices each gets its share of the cores).
     """
     return max(1, int(CPU_THREADS)) if CPU_THREADS is not None else cores()
 
@@ -566,8 +535,8 @@ def cores() -> int:
 
 
 _jitted = {
-    "cpu": jax.jit(_launch, static_argnames=_STATIC, compiler_options=_CPU_COMPILER_OPTIONS),
-    "other": jax.jit(_launch, static_argnames=_STATIC),
+    "cpu": jax.jit(_chunk_program, static_argnames=_STATIC, compiler_options=_CPU_COMPILER_OPTIONS),
+    "other": jax.jit(_chunk_program, static_argnames=_STATIC),
 }
 
 
@@ -583,59 +552,63 @@ def _key_impl(x):
     return str(jax.random.key_impl(x)) if _is_key(x) else None
 
 
-def _global(x, mesh):
-    """A host value as a global, replicated jax.Array on ``mesh`` (works with one or many processes)."""
+def _global(x, mesh, spec=P()):
+    """A host value as a global jax.Array on ``mesh``, replicated or split by ``spec`` (works with one or many
+    processes; each process holds the same host value)."""
     if _is_key(x):
         x = jax.random.key_data(x)
     if _validate.is_traced(x):
         return x
+    one = mesh.devices.size == 1 and jax.process_count() == 1  # on one device: no mesh in the program
     if isinstance(x, jax.ShapeDtypeStruct):  # compile_only: a shape stands for the value
-        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=NamedSharding(mesh, P()))
+        sharding = SingleDeviceSharding(mesh.devices.flat[0]) if one else NamedSharding(mesh, spec)
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
     x = np.asarray(x)
-    return jax.make_array_from_callback(x.shape, NamedSharding(mesh, P()), lambda index: x[index])
+    if one:
+        return jax.device_put(x, mesh.devices.flat[0])
+    return jax.make_array_from_callback(x.shape, NamedSharding(mesh, spec), lambda index: x[index])
 
 
 class Plan(NamedTuple):
-    """How the runs are laid out: ``per_device`` runs in each of ``num_devices`` lanes (devices × threads), vmapped
-    ``chunk`` at a time."""
+    """How the runs are laid out: calls of ``num_devices`` chunks of ``chunk`` runs (one chunk per device)."""
 
     num_runs: int
     num_devices: int
     chunk: int
-    per_device: int
 
     @property
     def runs_per_call(self) -> int:
-        return self.num_devices * self.per_device
+        return self.num_devices * self.chunk
+
+    @property
+    def num_calls(self) -> int:
+        return -(-self.num_runs // self.runs_per_call)
 
 
-def plan(num_runs: int, num_devices: int, chunk_size: int, piece_runs: Optional[int] = None) -> Plan:
-    """Chunks of ``min(chunk_size, num_runs)`` runs; every device gets a whole number of chunks.
+def plan(num_runs: int, num_devices: int, chunk_size: int) -> Plan:
+    """Chunks of ``min(chunk_size, num_runs)`` runs, one per device in each call; the last call padded.
 
     The chunk (the vmapped width every run is computed at) depends on
     ``chunk_size`` and the grid alone, never on the devices or the pieces:
     XLA fuses, and so contracts ``a*b + c`` into fused multiply-adds,
-    according to that width, so a run's bits depend on it. Without
-    ``piece_runs`` one call covers every run (padded up); with it, a call
-    covers about ``piece_runs`` runs and is repeated for each piece.
+    according to that width, so a run's bits depend on it.
     """
-    target = num_runs if piece_runs is None else min(piece_runs, num_runs)
-    chunk = max(1, min(chunk_size, num_runs))
-    per_device = chunk * -(-target // (num_devices * chunk))
-    return Plan(num_runs, num_devices, chunk, per_device)
+    return Plan(num_runs, num_devices, max(1, min(chunk_size, num_runs)))
 
 
 def fingerprint(run: Callable, hp_example: dict, key, *, callbacks: bool = False) -> tuple:
     """A digest of what one run computes (its jaxpr and the constants it closes over), and its output shapes.
 
+    Traced through the run's one jit (:func:`_jit_of`), so a sweep that has traced it costs no new trace.
     A host callback's Python body is not part of the jaxpr: two runs that differ only there have one digest.
     With ``callbacks``, also returns the host-callback primitives the run holds (see :func:`host_callbacks`).
     """
-    closed = jax.make_jaxpr(run, return_shape=True)(hp_example, key)
-    jaxpr, out_shape = closed
+    closed, out_shape = jax.make_jaxpr(_jit_of(run), return_shape=True)(hp_example, key)
+    (call,) = closed.jaxpr.eqns  # the jit of the run: digest the run's own jaxpr
+    jaxpr = call.params["jaxpr"]
     # Some JAX versions print a Python function (a reduce's computation) with its address: not part of the program.
     digest = hashlib.sha256(re.sub(r" at 0x[0-9a-f]+>", ">", str(jaxpr.jaxpr)).encode())
-    for c in jaxpr.consts:
+    for c in [*closed.consts, *jaxpr.consts]:
         c = _host(c)
         digest.update(str((c.dtype, c.shape)).encode())
         digest.update(np.ascontiguousarray(c).tobytes())
@@ -706,25 +679,7 @@ def host_callbacks(jaxpr) -> set:
     """The host-callback primitives (``jax.pure_callback``, ``io_callback``, ``jax.debug.callback``) in a jaxpr and
     the jaxprs nested in it (loops, conditionals, ``jit``, custom derivatives): Python bodies the jaxpr does not
     show (``jax.debug.print`` is its own primitive, its format in the jaxpr)."""
-    found = set()
-
-    def inner(value):
-        if hasattr(value, "eqns"):  # a Jaxpr
-            yield value
-        elif hasattr(value, "jaxpr") and hasattr(value.jaxpr, "eqns"):  # a ClosedJaxpr
-            yield value.jaxpr
-        elif isinstance(value, (tuple, list)):
-            for v in value:
-                yield from inner(v)
-
-    todo = [jaxpr.jaxpr if hasattr(jaxpr, "jaxpr") and hasattr(jaxpr.jaxpr, "eqns") else jaxpr]
-    while todo:
-        for eqn in todo.pop().eqns:
-            if eqn.primitive.name in _CALLBACKS:
-                found.add(eqn.primitive.name)
-            for value in eqn.params.values():
-                todo.extend(inner(value))
-    return found
+    return _primitives(jaxpr) & _CALLBACKS
 
 
 def run_grid(
@@ -782,6 +737,7 @@ def run_grid(
             "out= is not supported with several processes (jax.distributed): run without out= (every process "
             "receives the whole result) and save it from process 0")
     gather = len({d.process_index for d in mesh.devices.flat}) > 1
+    names = tuple(n for n in coords.names if n != "seed")
     calls, cost, out_info = set(), None, None
     if not traced:  # one run, traced alone: the results (every run's metrics, on the host once read) must fit
         hp_example = {n: jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct(v.shape[1:], v.dtype), v)
@@ -797,117 +753,165 @@ def run_grid(
                                               for n, v in hp_example.items()},
                                              _cost.SEED if "seed" in coords.dims else _cost.CONSTANT,
                                              jax.tree_util.tree_map(lambda _: _cost.CONSTANT, shared_example)))
-        out_info, calls, cost = _one_run(run, treedef, tuple(leaves), tuple(classes) if on_cpu else None,
-                                         on_cpu and not gather)
+        out_info, calls, cost = _one_run(run, treedef, tuple(leaves), tuple(classes) if on_cpu else None)
+        calls = calls if on_cpu and not gather else set()
         per_run = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(out_info))  # keys too
         check_size(num_runs, per_run)
         if auto:
             chunk_size = _cost.cpu_chunk(cost, num_runs=num_runs, cores=cores(), row=row)
+    layout = plan(num_runs, mesh.devices.size, chunk_size)
+    chunk, group = layout.chunk, layout.runs_per_call
     if piece_runs is None:
         most = PIECE_RUNS if out is not None else MAX_RUNS  # a saved piece is a file; in memory, only time counts
-        piece_runs = most if cost is None else _cost.piece_runs(cost, chunk=min(chunk_size, num_runs), cores=cores(),
-                                                                most=most)
+        piece_runs = most if cost is None else _cost.piece_runs(cost, chunk=chunk, cores=cores(), most=most)
     piece_runs = min(piece_runs, num_runs)
-    # Without out=, a CPU sweep runs in pieces too, for progress and Ctrl-C (not with keys among its metrics,
-    # which are joined on the device).
     key_metrics = not traced and any(_is_key_type(x) for x in jax.tree_util.tree_leaves(out_info))
-    in_pieces = out is not None or (on_cpu and not traced and not key_metrics and piece_runs < num_runs)
     report = _progress.callback(progress)
-    # Run r is always computed in lane r % chunk of a chunk (a piece's call starts on a chunk boundary, so it
-    # covers up to chunk - 1 runs more): XLA computes some lanes with vector code and the rest with scalar code,
-    # whose fused multiply-adds can differ in the last bit.
-    # On CPU one program runs on one core: a call is split into one program per core, run from as many threads
-    # (in lane `thread`, see _launch). Not inside the caller's jit, nor across processes (whose calls must match).
-    target = min(piece_runs + min(chunk_size, num_runs) - 1, num_runs) if in_pieces else num_runs
-    threads = 1 if traced or gather or not on_cpu or calls else max(1, cpu_threads() // mesh.devices.size)
-    if jax.config.jax_debug_nans or jax.config.jax_debug_infs:  # checked by jit's dispatch, in the calling thread
-        threads = 1
-    threads = min(threads, -(-target // (min(chunk_size, num_runs) * mesh.devices.size)))  # each has a chunk
-    layout = plan(num_runs, mesh.devices.size * threads, chunk_size, target if in_pieces else None)
-    settings = dict(run=run, shape=shape, dims=coords.dims, names=coords.names, seeded="seed" in coords.dims, row=row,
-                    mesh=mesh, per_device=layout.per_device, chunk=layout.chunk, lanes=threads, gather=gather,
-                    whole=not in_pieces and threads == 1,
-                    key_impls=(_key_impl(key), *(_key_impl(v) for v in coords.values)))
+    inner = _inner(chunk, row)
+    dim_of = dict(zip(coords.names, coords.dims))
+    settings = dict(run=run, names=names, inner_names=tuple(n for n in names if dim_of[n] == coords.axes[-1]),
+                    inner=inner, seeded="seed" in coords.dims, mesh=mesh, gather=gather,
+                    key_impls=(_key_impl(key), *(_key_impl(v) for n, v in zip(coords.names, coords.values)
+                                                 if n != "seed")))
     # compiler_options are only accepted on a top-level jit, not inside the caller's own jit.
     program = _jitted["cpu" if on_cpu and not traced else "other"]
-    values = jax.tree_util.tree_map(lambda v: _global(v, mesh), coords.values)
     key = _global(key, mesh)
     shared_global = jax.tree_util.tree_map(lambda v: _global(v, mesh), shared)
+    if traced:
+        return _run_traced(program, settings, coords, key, shared_global, layout)
+    if out is not None:  # what the folder will hold, checked before anything is compiled
+        from jaxdescent import results
+
+        hp_example = {n: jax.tree_util.tree_map(lambda v: v[0], v) for n, v in zip(coords.names, coords.values)
+                      if n != "seed"}
+        fn = run if shared is None else Static(lambda hp, k: run.value(hp, k, shared))
+        digest, out_shape, callbacks = fingerprint(fn, hp_example, jax.random.key(0), callbacks=True)
+        if callbacks:
+            raise _validate.InvalidArgument(
+                f"out= cannot save a run that calls back into Python ({', '.join(sorted(callbacks))}): the saved "
+                "results are recognised by the run's program, which shows the callback but not its Python body, so "
+                "a run with another body would load these results; run without out= (and save the result yourself), "
+                "or compute the callback's values in JAX")
+        config = {"program": digest, "coords": _digest_arrays(coords.values), "key": _digest_arrays(key),
+                  "axes": list(coords.axes), "shape": list(shape), "piece_runs": piece_runs,
+                  "chunk": chunk, **(describe or {})}  # the chunk decides the runs' last bits
+        leaves, treedef = jax.tree_util.tree_flatten(out_shape)
+        stems = [stem for stem, _ in leaf_names("metric", out_shape, top=True)]
+        extra = {stem: _host(leaf) for name, value in zip(coords.names, coords.values)
+                 for stem, leaf in leaf_names(name, value)}
+        if len(set(stems) | set(extra)) < len(stems) + len(extra):
+            raise ValueError(f"metric names {stems} collide with axis names {list(extra)}; rename one")
+        if key_metrics:
+            raise _validate.InvalidArgument(f"out=: metrics {[n for n, leaf in zip(stems, leaves) if _is_key_type(leaf)]} "
+                                            "are jax.random keys, which cannot be saved; return "
+                                            "jax.random.key_data(key) instead")
+        fields = {n: (tuple(leaf.shape), np.dtype(leaf.dtype).str) for n, leaf in zip(stems, leaves)}
+    inputs = _Inputs(coords, names, group)
+    split = lambda tree: jax.tree_util.tree_map(lambda v: _global(v, mesh, P("runs")), tree)
+
+    def arguments(g):  # the runs of call g, [g * group, (g + 1) * group) (padded at the end), on the devices
+        return split(inputs.at(g))  # put there from this thread, under the caller's settings (enable_x64, ...)
+
     if compile_only:  # what a call would compile, compiled now and cached by jit (the values are not read)
-        zero = _global(np.int32(0), mesh)
-        program.lower(values, key, zero, zero, shared_global, **settings).compile()
+        program.lower(*split(inputs.shapes()), key, shared_global, **settings).compile()
         return None
+    # Compiled here, in the calling thread: JAX's settings entered with a context manager (enable_x64,
+    # default_matmul_precision, ...) hold in this thread only, and the program must be traced under them.
+    compiled = program.lower(*arguments(0), key, shared_global, **settings).compile()
 
-    def call(start):
-        if traced:
-            return program(values, key, jnp.int32(start), jnp.int32(0), shared_global, **settings)
-        start = _global(np.int32(start), mesh)
-        if threads == 1:
-            result = program(values, key, start, _global(np.int32(0), mesh), shared_global, **settings)
-            _progress.wait(jax.tree_util.tree_leaves(result))  # dispatched asynchronously: Ctrl-C can interrupt
-            return result
+    def call(args):  # the metrics of one call as host arrays, one per leaf
+        result = compiled(*args, key, shared_global) if threads > 1 else program(*args, key, shared_global, **settings)
+        _progress.wait(jax.tree_util.tree_leaves(result))  # dispatched asynchronously: Ctrl-C can interrupt
+        impls[:] = [_key_impl(x) for x in jax.tree_util.tree_leaves(result)]
+        return [_host(x) for x in jax.tree_util.tree_leaves(result)]
 
-        # Compiled here: JAX's settings entered with a context manager (enable_x64, default_matmul_precision, ...)
-        # hold in this thread only, and the program must be traced under them.
-        compiled = program.lower(values, key, start, _global(np.int32(0), mesh), shared_global, **settings).compile()
+    impls = []  # the key type of each metric (None: not a key), seen on the device
 
-        def lane(thread):
-            return jax.block_until_ready(compiled(values, key, start, _global(np.int32(thread), mesh), shared_global))
+    # On CPU one program runs on one core: the calls are shared among one thread per core. Not across processes
+    # (whose calls must match), nor for runs that call a library using XLA's CPU pool (see _library_calls).
+    threads = 1 if gather or not on_cpu or calls else max(1, cpu_threads() // mesh.devices.size)
+    if jax.config.jax_debug_nans or jax.config.jax_debug_infs:  # checked by jit's dispatch, in the calling thread
+        threads = 1
 
-        parts = _progress.in_threads(lane, threads)
-        return _merge_lanes(tuple(parts), block=mesh.devices.size * layout.chunk, num_runs=num_runs,
-                            shape=None if in_pieces else shape, device=mesh.devices.flat[0])
+    def piece(start, stop):  # runs [start, stop) as host arrays, one per leaf
+        first = start // group
+        parts = _progress.in_calls(call, [arguments(g) for g in range(first, -(-stop // group))], threads)
+        return [np.concatenate(p)[start - first * group: stop - first * group] for p in zip(*parts)]
 
-    def piece(start, stop):  # runs [start, stop) as host arrays, one per leaf; a call starts on a chunk boundary
-        first = start - start % layout.chunk
-        return [_host(x)[start - first: stop - first] for x in jax.tree_util.tree_leaves(call(first))]
-
-    if not in_pieces:
-        result = call(0)
-        if report and not traced:
-            report(num_runs, num_runs)
-        return result
     if out is None:
         parts = []
         for start in range(0, num_runs, piece_runs):
             parts.append(piece(start, min(start + piece_runs, num_runs)))
             if report:
                 report(min(start + piece_runs, num_runs), num_runs)
-        leaves = [jax.device_put(np.concatenate(p).reshape(shape + p[0].shape[1:]), mesh.devices.flat[0])
-                  for p in zip(*parts)]
+        device = mesh.devices.flat[0]
+        leaves = [_on_device(np.concatenate(p).reshape(shape + p[0].shape[1:]), impl, device)
+                  for p, impl in zip(zip(*parts), impls)]
         return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_info), leaves)
 
-    from jaxdescent import results
-
-    hp_example = {n: jax.tree_util.tree_map(lambda v: v[0], v) for n, v in zip(coords.names, coords.values)
-                  if n != "seed"}
-    fn = run.value if shared is None else (lambda hp, k: run.value(hp, k, shared))
-    digest, out_shape, callbacks = fingerprint(fn, hp_example, jax.random.key(0), callbacks=True)
-    if callbacks:
-        raise _validate.InvalidArgument(
-            f"out= cannot save a run that calls back into Python ({', '.join(sorted(callbacks))}): the saved "
-            "results are recognised by the run's program, which shows the callback but not its Python body, so "
-            "a run with another body would load these results; run without out= (and save the result yourself), "
-            "or compute the callback's values in JAX")
-    config = {"program": digest, "coords": _digest_arrays(coords.values), "key": _digest_arrays(key),
-              "axes": list(coords.axes), "shape": list(shape), "piece_runs": piece_runs,
-              "chunk": layout.chunk, **(describe or {})}  # the chunk decides the runs' last bits
-    leaves, treedef = jax.tree_util.tree_flatten(out_shape)
-    names = [stem for stem, _ in leaf_names("metric", out_shape, top=True)]
-    extra = {stem: _host(leaf) for name, value in zip(coords.names, coords.values)
-             for stem, leaf in leaf_names(name, value)}
-    if len(set(names) | set(extra)) < len(names) + len(extra):
-        raise ValueError(f"metric names {names} collide with axis names {list(extra)}; rename one")
-    if key_metrics:
-        raise _validate.InvalidArgument(f"out=: metrics {[n for n, leaf in zip(names, leaves) if _is_key_type(leaf)]} "
-                                        "are jax.random keys, which cannot be saved; return "
-                                        "jax.random.key_data(key) instead")
-    fields = {n: (tuple(leaf.shape), np.dtype(leaf.dtype).str) for n, leaf in zip(names, leaves)}
     arrays = results.run_pieces(out, config, num_runs, piece_runs, fields,
-                                lambda start, stop: dict(zip(names, piece(start, stop))), extra=extra,
+                                lambda start, stop: dict(zip(stems, piece(start, stop))), extra=extra,
                                 grid_shape=shape, progress=report)
-    metrics = [arrays[n] for n in names]
+    metrics = [arrays[n] for n in stems]
     return jax.tree_util.tree_unflatten(treedef, metrics)
+
+
+def _on_device(x: np.ndarray, impl, device):
+    """A joined host result back on ``device``, as a key array of ``impl`` unless that is None."""
+    x = jax.device_put(x, device)
+    return x if impl is None else jax.random.wrap_key_data(x, impl=impl)
+
+
+class _Inputs:
+    """The coordinates of the runs of each call, picked on the host: call ``g`` holds runs ``[g * size, (g + 1) *
+    size)`` (the last call repeats the last run), each coordinate's value of those runs along the run axis."""
+
+    def __init__(self, coords: Coords, names: tuple, size: int):
+        self.size, self.num_runs = size, math.prod(coords.shape)
+        axes, shape = coords.axes, coords.shape
+        self.strides = {d: (math.prod(shape[i + 1:]), shape[i]) for i, d in enumerate(axes)}
+        by_name = dict(zip(coords.names, zip(coords.dims, coords.values)))
+        host = lambda v: v if isinstance(v, jax.ShapeDtypeStruct) else _host(v)
+        self.values = [(by_name[n][0], jax.tree_util.tree_map(host, by_name[n][1])) for n in names]
+        self.seed = by_name.get("seed")
+
+    def _index(self, runs, dim):
+        stride, length = self.strides[dim]
+        return (runs // stride) % length
+
+    def at(self, g: int):
+        runs = np.minimum(np.arange(g * self.size, (g + 1) * self.size), self.num_runs - 1)
+        values = [jax.tree_util.tree_map(lambda v: v[self._index(runs, dim)], value) for dim, value in self.values]
+        seeds = np.zeros(self.size, np.int32) if self.seed is None else \
+            np.asarray(self.seed[1])[self._index(runs, self.seed[0])].astype(np.int32)
+        return values, seeds
+
+    def shapes(self):
+        values = [jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct((self.size,) + v.shape[1:], v.dtype), value)
+                  for _, value in self.values]
+        return values, jax.ShapeDtypeStruct((self.size,), np.int32)
+
+
+def _run_traced(program, settings, coords: Coords, key, shared, layout: Plan):
+    """The runs inside the caller's ``jit`` or ``vmap``: every call of the chunk program one after another under
+    ``lax.map``, the coordinates picked on the device; the metrics on the grid's axes."""
+    num_runs, group = layout.num_runs, layout.runs_per_call
+    runs = jnp.minimum(jnp.arange(layout.num_calls * group, dtype=jnp.int32), num_runs - 1)
+    shape = coords.shape
+    strides = {d: (math.prod(shape[i + 1:]), shape[i]) for i, d in enumerate(coords.axes)}
+    index = {d: (runs // stride) % length for d, (stride, length) in strides.items()}
+    by_name = dict(zip(coords.names, zip(coords.dims, coords.values)))
+    calls = lambda x: x.reshape((layout.num_calls, group) + x.shape[1:])
+    values = [jax.tree_util.tree_map(lambda v: calls(jnp.asarray(_key_data(v))[index[dim]]), value)
+              for dim, value in (by_name[n] for n in settings["names"])]
+    seeds = calls(jnp.asarray(by_name["seed"][1], jnp.int32)[index["seed"]]) if "seed" in by_name \
+        else jnp.zeros((layout.num_calls, group), jnp.int32)
+    out = lax.map(lambda a: program(a[0], a[1], key, shared, **settings), (values, seeds))
+    return jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:])[:num_runs].reshape(shape + x.shape[2:]), out)
+
+
+def _key_data(x):
+    return jax.random.key_data(x) if _is_key(x) else x
 
 
 # ---------------------------------------------------------------- the public entry point

@@ -110,6 +110,26 @@ def in_threads(task: Callable[[int], object], count: int) -> list:
     return results
 
 
+def in_calls(call: Callable[[int], object], indices, threads: int) -> list:
+    """``[call(i) for i in indices]``, shared among ``threads`` threads (each takes the next index when it is
+    free), waited for in sleeps Ctrl-C interrupts (see :func:`in_threads`)."""
+    indices = list(indices)
+    if threads <= 1 or len(indices) == 1:
+        return [call(i) for i in indices]
+    results, lock, todo = [None] * len(indices), threading.Lock(), iter(range(len(indices)))
+
+    def task(_):
+        while True:
+            with lock:
+                n = next(todo, None)
+            if n is None:
+                return
+            results[n] = call(indices[n])
+
+    in_threads(task, min(threads, len(indices)))
+    return results
+
+
 def _start(threads) -> None:
     """Starts the threads with SIGINT held back until all have started (it is delivered right after).
 

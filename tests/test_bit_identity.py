@@ -26,12 +26,13 @@ CASES = textwrap.dedent("""
     import numpy as np, jax, jax.numpy as jnp, optax
     if sys.argv[1] == "f64":
         jax.config.update("jax_enable_x64", True)
-    from jaxdescent import sweep, network, datasets, _engine
+    from jaxdescent import sweep, network, datasets, _engine, _progress
     from jaxdescent.losses import himmelblau
 
-    merged = []  # calls split over several threads
-    _merge = _engine._merge_lanes
-    _engine._merge_lanes = lambda *a, **k: merged.append(1) or _merge(*a, **k)
+    merged = []  # pieces whose calls were shared among several threads
+    _in_calls = _progress.in_calls
+    _progress.in_calls = lambda call, args, threads: (
+        merged.append(1) if min(threads, len(args)) > 1 else None) or _in_calls(call, args, threads)
 
     def rosenbrock(w):
         return (1 - w[0]) ** 2 + 100 * (w[1] - w[0] ** 2) ** 2

@@ -23,7 +23,7 @@ import optax
 import pytest
 
 import jaxdescent
-from jaxdescent import _compat, _engine, count_compilations, results, sweep, sweep_fn
+from jaxdescent import _compat, _engine, _progress, count_compilations, results, sweep, sweep_fn
 from jaxdescent.losses import bowl, sextic
 
 # ---------------------------------------------------------------- shared run functions
@@ -263,9 +263,14 @@ def test_non_finite_runs_never_touch_the_others():
 @pytest.fixture
 def threads(monkeypatch):
     """Sets the engine's CPU threads; yields the list of calls that were split over several threads."""
-    merged = []
-    merge = _engine._merge_lanes
-    monkeypatch.setattr(_engine, "_merge_lanes", lambda parts, **kw: merged.append(len(parts)) or merge(parts, **kw))
+    merged, in_calls = [], _progress.in_calls
+
+    def recording(call, indices, threads):
+        if min(threads, len(indices)) > 1:
+            merged.append(min(threads, len(indices)))
+        return in_calls(call, indices, threads)
+
+    monkeypatch.setattr(_progress, "in_calls", recording)
     yield lambda n: monkeypatch.setattr(_engine, "CPU_THREADS", n) or merged
 
 
@@ -287,7 +292,7 @@ def test_threads_give_the_runs_of_one_thread(threads, n, tmp_path, monkeypatch):
     assert not (tmp_path / "keys").exists()
     # saved in pieces of 5 runs, each call split over the threads
     saved = sweep_fn(noisy_descent, NOISY_AXES, seeds=3, chunk_size=2, out=tmp_path / "r", piece_runs=5).metrics
-    assert merged[0] == n and min(merged) == min(n, 3)  # a piece of 5 runs (+1 to its chunk) has 3 chunks
+    assert merged[0] == n and min(merged) == min(n, 2)  # pieces of 5 runs touch 3 chunks of 2, the last 2
     for got in (many, saved):
         assert_trees_equal({k: v for k, v in got.items() if k != "key"},
                            {k: v for k, v in one.items() if k != "key"})
@@ -335,8 +340,8 @@ def test_a_run_with_a_lapack_call_stays_on_one_thread(threads):
     lr = np.repeat(NOISY_AXES["lr"], 6).reshape(3, 2, 3)
     want = 1.5 + np.sqrt(0.25 + lr.astype(np.float64) ** 2)  # the top eigenvalue of [[2, a], [a, 1]]
     np.testing.assert_allclose(out.metrics["top"], want, rtol=1e-6)
-    assert _engine._library_calls('stablehlo.custom_call @lapack_ssyevd_ffi(%0) stablehlo.custom_call @Sharding(%1)') \
-        == {"lapack_ssyevd_ffi"}
+    assert _engine._library_calls(jax.make_jaxpr(lambda m: jnp.linalg.eigh(m)[0].sum() + jnp.sin(m))(np.eye(2))) == {"eigh"}
+    assert _engine._library_calls(jax.make_jaxpr(lambda m: jnp.sin(m) @ m)(np.eye(2))) == set()
 
 
 def test_cpu_threads_is_the_cores_this_process_may_use(monkeypatch):
@@ -422,7 +427,6 @@ FOUR_DEVICES = "import jax, jax.numpy as jnp\n" + inspect.getsource(noisy_descen
     d = np.load(sys.argv[1])
     axes = {"lr": d["lr"], "sigma": d["sigma"]}
     many = sweep_fn(noisy_descent, axes, seeds=3, chunk_size=2)
-    assert len(many.metrics["w"].sharding.device_set) == 4, many.metrics["w"].sharding
     one = sweep_fn(noisy_descent, axes, seeds=3, chunk_size=2, devices=jax.devices()[:1])
     hp = dict(w0=d["w0"], learning_rate=d["lrs"], num_steps=int(d["num_steps"]), optimizer=optax.sgd,
               hyperparams={"momentum": d["momenta"]})
