@@ -6,6 +6,13 @@ bar on stderr when someone is watching (a terminal, or a Jupyter or Colab
 notebook) and nothing otherwise; ``False`` or ``None`` turns it off; any
 callable receives the counts.
 
+While a program compiles (30 s or more for a large one) the bar says so:
+``"sweep: compiling <what>... 12 s"``, its seconds redrawn by a small thread
+that the compile's end stops. The elapsed time counts the compile; the time
+left does not: it is the runs' own pace since computing began (see
+:class:`Bar`). The engine announces a compile with :func:`compiling`, which a
+user's callable never sees.
+
 Python raises ``KeyboardInterrupt`` only between bytecodes, and a thread
 blocked in XLA never returns to Python until its program ends. So the
 engine dispatches its programs asynchronously and waits for them here, in
@@ -17,6 +24,7 @@ end their share of the piece (seconds: pieces hold about 30 s of
 saved; every finished piece is kept.
 """
 
+import contextlib
 import signal
 import sys
 import threading
@@ -39,20 +47,172 @@ def watching() -> bool:
 
 
 class Bar:
-    """A one-line bar on stderr: runs done, elapsed time and the time left at the rate so far."""
+    """A one-line bar on stderr: runs done, elapsed time, and the time left at the runs' own pace.
 
-    def __init__(self, desc: str = "sweep", stream=None, unit: str = "runs"):
-        self.desc, self.stream, self.unit, self.started = desc, stream, unit, time.monotonic()
+    The elapsed time counts everything since the bar was made (tracing and
+    compiling included); the time left counts only the runs' pace, measured
+    from where computing began: the end of the first compile announced with
+    :func:`compiling`, or else the first report. Runs already done there
+    (pieces found on disk when a sweep resumes) are not part of the pace,
+    and time spent in later compiles is left out of it. Before there is a
+    pace there is no estimate.
+
+    Args:
+      desc: the bar's name, first on its line.
+      stream: where it is drawn; ``sys.stderr`` (as it is at each write) if ``None``.
+      unit: what is counted ("runs", "steps").
+      clock: seconds, monotonic; ``time.monotonic`` if ``None`` (a test passes its own).
+      tick: while a compile lasts, its seconds are redrawn this often; ``None``: only at its start and end.
+    """
+
+    def __init__(self, desc: str = "sweep", stream=None, unit: str = "runs", *,
+                 clock: Optional[Callable[[], float]] = None, tick: Optional[float] = 1.0):
+        self.desc, self.stream, self.unit, self.tick = desc, stream, unit, tick
+        self._clock = clock or time.monotonic
+        self.started = self._clock()
+        self._lock = threading.RLock()  # the caller's thread and a compile's ticker draw on one line
+        self._width = 0  # of the line drawn last, to blank its tail when a shorter one replaces it
+        self._counts = None  # (done, total) reported last
+        self._ended = False  # the last report was the last one: its line is finished
+        self._anchor = None  # (time, done) where the pace is measured from
+        self._compiled = False  # a compile has ended (the anchor is then at its end)
+        self._compiles = []  # [what, started, a report came meanwhile], innermost last
+        self._excluded = 0.0  # seconds of compiles after the anchor, not part of the pace
 
     def __call__(self, done: int, total: int) -> None:
-        stream = self.stream or sys.stderr
-        elapsed = time.monotonic() - self.started
-        left = f", {elapsed * (total - done) / done:.0f} s left" if 0 < done < total else ""
+        with self._lock:
+            now = self._clock()
+            for c in self._compiles:  # runs went on meanwhile (compiled in another thread): that time counts
+                c[2] = True
+            if self._anchor is None:
+                self._anchor = (now, done)
+            self._counts, self._ended = (done, total), done >= total
+            self._draw(self._progress_line(now), end=self._ended)
+
+    def time_left(self, done: int, total: int, now: Optional[float] = None) -> Optional[float]:
+        """Seconds left at the pace since computing began (see the class docstring); ``None`` before there is one."""
+        with self._lock:
+            now = self._clock() if now is None else now
+            if self._anchor is None or done >= total:
+                return None
+            since, at = self._anchor
+            seconds = now - since - self._excluded
+            if done <= at or seconds <= 0:
+                return None
+            return (total - done) * seconds / (done - at)
+
+    @contextlib.contextmanager
+    def compiling(self, what: str):
+        """Shows ``"<desc>: compiling <what>..."`` (and its seconds, every ``tick``) while the block runs.
+
+        Drawn at once while no count has been reported (the blank screen
+        before a sweep's first piece); with a count on the line, only if the
+        compile lasts a tick (a cached program, found again, compiles in
+        milliseconds). Afterwards the counts are drawn again.
+        """
+        with self._lock:
+            entry = [what, self._clock(), False]
+            self._compiles.append(entry)
+            if self._counts is None:
+                self._draw(self._compiling_line(entry[1]))
+        stop = threading.Event()
+        ticker = None
+        if self.tick:
+            ticker = threading.Thread(target=self._ticking, args=(entry, stop), daemon=True)
+            ticker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if ticker is not None:
+                ticker.join()  # nothing is drawn by it from here on
+            with self._lock:
+                self._compiles.remove(entry)
+                now = self._clock()
+                if not self._compiles and not entry[2]:  # (with reports meanwhile, the runs' time went on)
+                    if not self._compiled:  # the first compile's end: computing begins, after any pieces found
+                        self._anchor, self._excluded = (now, 0 if self._counts is None else self._counts[0]), 0.0
+                    elif self._anchor is not None:  # a later program (a rung, a static value): not the runs' pace
+                        self._excluded += now - max(entry[1], self._anchor[0])
+                self._compiled = self._compiled or not self._compiles
+                if self._compiles:
+                    self._draw(self._compiling_line(now))
+                elif self._counts is not None and not self._ended:
+                    self._draw(self._progress_line(now))
+                elif self._counts is None:
+                    self._draw(f"{self.desc}: compiled {what} in {now - entry[1]:.0f} s, running...")
+
+    def _ticking(self, entry, stop) -> None:
+        while not stop.wait(self.tick):
+            with self._lock:
+                if stop.is_set() or self._ended or self._compiles[-1:] != [entry]:
+                    continue
+                self._draw(self._compiling_line(self._clock()))
+
+    def _compiling_line(self, now: float) -> str:
+        what, started, _ = self._compiles[-1]
+        seconds = now - started
+        return f"{self.desc}: compiling {what}..." + (f" {seconds:.0f} s" if seconds >= 1 else "")
+
+    def _progress_line(self, now: float) -> str:
+        done, total = self._counts
+        left = self.time_left(done, total, now)
         width = 24
         filled = width * done // max(total, 1)
-        stream.write(f"\r{self.desc}: [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} {self.unit}, "
-                     f"{elapsed:.0f} s{left}  " + ("\n" if done >= total else ""))
+        return (f"{self.desc}: [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} {self.unit}, "
+                f"{now - self.started:.0f} s" + ("" if left is None else f", {left:.0f} s left"))
+
+    def _draw(self, line: str, end: bool = False) -> None:
+        stream = self.stream or sys.stderr
+        stream.write("\r" + line.ljust(self._width) + "  " + ("\n" if end else ""))
         stream.flush()
+        self._width = 0 if end else len(line)
+
+
+def compiling(report, what: str):
+    """A context manager around a compile: a :class:`Bar` says ``"compiling <what>..."`` meanwhile.
+
+    ``report`` is a progress callback (from :func:`callback`, or a
+    :func:`relay` of one); a bar also leaves the compile's time out of its
+    pace. Anything else (a user's ``progress(done, total)``, ``None``) is not
+    called: the block just runs. Enter it right before the runs it compiles
+    for are computed, after reporting any pieces found on disk: the bar's
+    pace starts at the first compile's end.
+
+    Examples:
+      >>> import io
+      >>> bar = Bar("sweep", stream=io.StringIO(), tick=None)
+      >>> with compiling(bar, "fn over 8 runs"):
+      ...     pass
+      >>> bar.stream.getvalue().split("\\r")[1].strip()
+      'sweep: compiling fn over 8 runs...'
+      >>> with compiling(lambda done, total: None, "fn"):  # a user's callable: nothing to show
+      ...     pass
+    """
+    target = report.target if isinstance(report, Relay) else report
+    return target.compiling(what) if isinstance(target, Bar) else contextlib.nullcontext()
+
+
+class Relay:
+    """A progress callback made from another one: calls ``fn(done, total)``; :func:`compiling` reaches ``target``."""
+
+    def __init__(self, target, fn: Callable[[int, int], object]):
+        self.target, self.fn = target, fn
+
+    def __call__(self, done: int, total: int):
+        return self.fn(done, total)
+
+
+def relay(report, fn: Callable[[int, int], object]) -> Callable[[int, int], object]:
+    """``fn``, a callback that rescales counts and passes them to ``report``, keeping ``report``'s compile notices.
+
+    ``fn`` itself unless ``report`` is a bar (or a relay of one): a user's
+    callable stays plain, called only as ``(done, total)``. Examples: the
+    static values' sub-sweeps, successive halving's rungs.
+    """
+    if isinstance(report, Relay):
+        return Relay(report.target, fn)
+    return Relay(report, fn) if isinstance(report, Bar) else fn
 
 
 def callback(progress: Progress, desc: str = "sweep", unit: str = "runs") -> Optional[Callable[[int, int], object]]:

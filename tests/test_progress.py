@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import jax
@@ -41,13 +42,166 @@ def test_progress_of_a_saved_sweep_counts_found_pieces_too(tmp_path):
     np.testing.assert_array_equal(a.final_w, b.final_w)
 
 
-def test_bar_shows_runs_done_and_time_left():
-    stream = io.StringIO()
-    bar = _progress.Bar("sweep", stream=stream)
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def _bar(**kw):
+    clock = Clock()
+    return _progress.Bar("sweep", stream=io.StringIO(), clock=clock, **{"tick": None, **kw}), clock
+
+
+def _line(bar):  # what the terminal shows now: the text after the last carriage return
+    return bar.stream.getvalue().split("\r")[-1].strip()
+
+
+def test_bar_shows_runs_done_elapsed_and_time_left_at_the_pace_since_the_first_report():
+    bar, clock = _bar()
+    clock.t = 10.0
     bar(25, 100)
+    assert _line(bar) == "sweep: [######..................] 25/100 runs, 10 s"  # no pace yet: no estimate
+    clock.t = 15.0
+    bar(50, 100)  # 25 runs in 5 s: 50 left take 10 s
+    assert _line(bar) == "sweep: [############............] 50/100 runs, 15 s, 10 s left"
+    clock.t = 25.0
     bar(100, 100)
-    text = stream.getvalue()
-    assert "25/100 runs" in text and "s left" in text and "100/100 runs" in text and text.endswith("\n")
+    assert _line(bar) == "sweep: [########################] 100/100 runs, 25 s"
+    assert bar.stream.getvalue().endswith("\n")
+
+
+def test_bar_says_what_it_compiles_at_once_and_how_long_it_took():
+    bar, clock = _bar()
+    with _progress.compiling(bar, "sweep_fn: fn over 4,096 runs"):
+        assert _line(bar) == "sweep: compiling sweep_fn: fn over 4,096 runs..."
+        clock.t = 31.0
+    assert _line(bar) == "sweep: compiled sweep_fn: fn over 4,096 runs in 31 s, running..."
+
+
+def test_time_left_leaves_out_the_compile():
+    bar, clock = _bar()
+    clock.t = 2.0
+    with _progress.compiling(bar, "fn"):
+        clock.t = 32.0  # 30 s compiling
+    clock.t = 33.0
+    bar(10, 100)  # 10 runs in the 1 s since: 90 left take 9 s (counting the compile: 297 s)
+    assert _line(bar).endswith("10/100 runs, 33 s, 9 s left")
+    assert bar.time_left(10, 100) == pytest.approx(9.0)
+
+
+def test_a_resumed_sweep_counts_only_the_runs_computed_since():
+    bar, clock = _bar()
+    clock.t = 0.5
+    bar(50, 100)  # found on disk
+    assert "left" not in _line(bar)
+    clock.t = 10.5
+    bar(60, 100)  # 10 runs in 10 s: 40 left take 40 s (counting the found ones: 6.7 s)
+    assert _line(bar).endswith("60/100 runs, 10 s, 40 s left")
+
+
+def test_a_resumed_sweep_compiled_after_finding_its_pieces_counts_from_the_compiles_end():
+    bar, clock = _bar()
+    for done in range(10, 60, 10):  # pieces found on disk, reported in a burst
+        clock.t += 0.001
+        bar(done, 100)
+    with _progress.compiling(bar, "fn"):
+        clock.t = 30.0
+    clock.t = 40.0
+    bar(60, 100)  # 10 runs in 10 s since the compile: 40 left take 40 s
+    assert bar.time_left(60, 100) == pytest.approx(40.0)
+    assert _line(bar).endswith("60/100 runs, 40 s, 40 s left")
+
+
+def test_a_later_compile_is_left_out_of_the_pace():
+    bar, clock = _bar()
+    with _progress.compiling(bar, "the first static value's program"):
+        clock.t = 30.0
+    clock.t = 35.0
+    bar(50, 100)  # 10 runs a second
+    assert bar.time_left(50, 100) == pytest.approx(5.0)
+    before = bar.stream.getvalue()
+    with _progress.compiling(bar, "the second static value's program"):
+        assert bar.stream.getvalue() == before  # counts on the line: shown only if it lasts a tick
+        clock.t = 55.0
+    assert _line(bar).endswith("50/100 runs, 55 s, 5 s left")  # the counts again, the 20 s left out
+    clock.t = 56.0
+    bar(60, 100)  # 60 runs in 6 s of computing
+    assert bar.time_left(60, 100) == pytest.approx(4.0)
+
+
+def test_a_compile_while_runs_go_on_is_not_left_out_of_the_pace():
+    bar, clock = _bar()
+    with _progress.compiling(bar, "rung 0"):
+        clock.t = 30.0
+    clock.t = 35.0
+    bar(50, 100)
+    with _progress.compiling(bar, "rung 1, ahead"):  # in another thread, while rung 0 runs
+        clock.t = 40.0
+        bar(60, 100)
+        clock.t = 45.0
+    clock.t = 46.0
+    bar(70, 100)  # 70 runs in the 16 s since the first compile
+    assert bar.time_left(70, 100) == pytest.approx(30 * 16 / 70)
+
+
+def test_a_users_callable_is_never_called_by_compiling():
+    calls = []
+
+    class Watcher:  # a user's callable that happens to have a method of that name
+        def __call__(self, done, total):
+            calls.append((done, total))
+
+        def compiling(self, what):
+            calls.append(what)
+
+    for user in (lambda done, total: calls.append((done, total)), Watcher(), None):
+        with _progress.compiling(user, "fn"):
+            pass
+        with _progress.compiling(_progress.relay(user, lambda done, total: user(2 * done, 2 * total)), "fn"):
+            pass
+    assert calls == []
+    plain = lambda done, total: None  # noqa: E731
+    assert _progress.relay(plain, print) is print  # a relay of a user's callable is the function itself
+
+
+def test_a_relay_passes_counts_on_and_compile_notices_through():
+    bar, clock = _bar()
+    each = _progress.relay(_progress.relay(bar, lambda d, t: None), lambda done, total: bar(done + 100, total + 100))
+    with _progress.compiling(each, "the second static value's program"):
+        assert _line(bar) == "sweep: compiling the second static value's program..."
+    each(50, 100)
+    assert _line(bar) == "sweep: [##################......] 150/200 runs, 0 s"
+
+
+def test_the_ticker_shows_the_compiles_seconds_and_stops_with_it():
+    bar, clock = _bar(tick=0.01)
+    threads = threading.active_count()
+    with _progress.compiling(bar, "fn"):
+        assert threading.active_count() == threads + 1
+        clock.t = 12.0
+        deadline = time.monotonic() + 10
+        while _line(bar) != "sweep: compiling fn... 12 s" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _line(bar) == "sweep: compiling fn... 12 s"
+        clock.t = 13.0
+    after = bar.stream.getvalue()
+    assert threading.active_count() == threads  # joined: it draws nothing more
+    time.sleep(0.1)
+    assert bar.stream.getvalue() == after and _line(bar) == "sweep: compiled fn in 13 s, running..."
+
+
+def test_a_shorter_line_blanks_the_longer_one_before_it():
+    bar, clock = _bar()
+    with _progress.compiling(bar, "a program with a long name " * 4):
+        pass
+    bar(1, 2)
+    drawn = bar.stream.getvalue().split("\r")[1:]
+    assert len(drawn[-1]) >= len(drawn[-2].rstrip())
 
 
 @pytest.mark.parametrize("bad", [5, "yes", 1.0])
