@@ -815,12 +815,18 @@ def run_grid(
     if compile_only:  # what a call would compile, compiled now and cached by jit (the values are not read)
         program.lower(*split(inputs.shapes()), key, shared_global, **settings).compile()
         return None
-    # Compiled here, in the calling thread: JAX's settings entered with a context manager (enable_x64,
-    # default_matmul_precision, ...) hold in this thread only, and the program must be traced under them.
-    compiled = program.lower(*arguments(0), key, shared_global, **settings).compile()
+    compiled = []
+
+    def ready():  # the program, compiled when the first piece needs it (a finished saved sweep compiles nothing)
+        # in the calling thread: JAX's settings entered with a context manager (enable_x64,
+        # default_matmul_precision, ...) hold in this thread only, and the program must be traced under them.
+        if not compiled:
+            with _progress.compiling(report, f"{getattr(run.value, '__name__', 'fn')} for {num_runs:,} runs"):
+                compiled.append(program.lower(*arguments(0), key, shared_global, **settings).compile())
 
     def call(args):  # the metrics of one call as host arrays, one per leaf
-        result = compiled(*args, key, shared_global) if threads > 1 else program(*args, key, shared_global, **settings)
+        result = compiled[0](*args, key, shared_global) if threads > 1 else program(*args, key, shared_global,
+                                                                                    **settings)
         _progress.wait(jax.tree_util.tree_leaves(result))  # dispatched asynchronously: Ctrl-C can interrupt
         impls[:] = [_key_impl(x) for x in jax.tree_util.tree_leaves(result)]
         return [_host(x) for x in jax.tree_util.tree_leaves(result)]
@@ -835,6 +841,7 @@ def run_grid(
 
     def piece(start, stop):  # runs [start, stop) as host arrays, one per leaf
         first = start // group
+        ready()
         parts = _progress.in_calls(call, [arguments(g) for g in range(first, -(-stop // group))], threads)
         return [np.concatenate(p)[start - first * group: stop - first * group] for p in zip(*parts)]
 
@@ -1201,7 +1208,8 @@ def sweep_fn(
     parts = []
     for i, (run, combo) in enumerate(zip(runs, combos)):
         # Progress over the whole sweep: combination i's runs come after those of the i before it.
-        each = None if report is None else (lambda done, total, i=i: report(i * total + done, len(combos) * total))
+        each = None if report is None else _progress.relay(
+            report, lambda done, total, i=i: report(i * total + done, len(combos) * total))
         parts.append(run_grid(run, coords, key=key, chunk_size=chunk_size, devices=devices,
                               out=None if out is None else os.path.join(out, _static_folder(static_items, combo)),
                               piece_runs=None if piece_runs is None else int(piece_runs), progress=each,
