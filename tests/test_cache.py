@@ -163,6 +163,23 @@ def test_a_bad_path_is_refused_naming_path(blank_file, path, error, message):
     assert jax.config.jax_compilation_cache_dir == before  # refused before anything is set
 
 
+CLI_SWEEP = ["-P", "-m", "jaxdescent.cli", "sweep", "--loss", "sextic", "--learning-rate", "0.1,0.2", "--w0", "1",
+             "--num-steps", "10", "--quiet", "--out"]
+
+
+@pytest.mark.slow  # two fresh processes of the command: about 10 s on 2 cores
+def test_the_command_keeps_its_programs_unless_told_not_to(tmp_path):
+    env = {**ENV, "JAXDESCENT_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, *CLI_SWEEP, tmp_path / "a"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert len(_entries(tmp_path / "cache")) >= 1
+
+    env = {**ENV, "JAXDESCENT_CACHE_DIR": str(tmp_path / "off"), "JAXDESCENT_COMPILATION_CACHE": "0"}
+    proc = subprocess.run([sys.executable, *CLI_SWEEP, tmp_path / "b"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "off").exists()
+
+
 def test_the_readme_example_keeps_its_programs(tmp_path):
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("### A rerun compiles nothing", 1)[1]
