@@ -122,6 +122,7 @@ def test_a_users_minimum_compile_time_is_kept(tmp_path):
     assert got == {"used": str(tmp_path / "ours"), "dir": str(tmp_path / "ours"), "min_secs": 2.5}
 
 
+@pytest.mark.slow  # three fresh processes: about 7-10 s on 2 cores
 def test_the_default_folder_and_threshold(tmp_path):
     got = _child(SETTINGS, "-", "-", env={**ENV, "JAXDESCENT_CACHE_DIR": str(tmp_path / "env")})
     assert got == {"used": str(tmp_path / "env"), "dir": str(tmp_path / "env"), "min_secs": 0.0}
@@ -167,7 +168,7 @@ CLI_SWEEP = ["-P", "-m", "jaxdescent.cli", "sweep", "--loss", "sextic", "--learn
              "--num-steps", "10", "--quiet", "--out"]
 
 
-@pytest.mark.slow  # two fresh processes of the command: about 10 s on 2 cores
+@pytest.mark.slow  # three fresh processes of the command: about 14 s on 2 cores
 def test_the_command_keeps_its_programs_unless_told_not_to(tmp_path):
     env = {**ENV, "JAXDESCENT_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.run([sys.executable, *CLI_SWEEP, tmp_path / "a"], capture_output=True, text=True, env=env)
@@ -178,6 +179,13 @@ def test_the_command_keeps_its_programs_unless_told_not_to(tmp_path):
     proc = subprocess.run([sys.executable, *CLI_SWEEP, tmp_path / "b"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert not (tmp_path / "off").exists()
+
+    (tmp_path / "a_file").write_text("")  # a default folder that cannot be used: one line, the command still runs
+    env = {**ENV, "JAXDESCENT_CACHE_DIR": str(tmp_path / "a_file")}
+    proc = subprocess.run([sys.executable, *CLI_SWEEP, tmp_path / "c"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith("jaxdescent: compiled programs are not kept on disk: path: ")
+    assert (tmp_path / "c" / "results.npz").is_file()
 
 
 def test_the_readme_example_keeps_its_programs(tmp_path):
