@@ -24,6 +24,7 @@ _xla.configure(_JAX_IMPORTED_BEFORE)
 from jaxdescent import datasets as datasets
 from jaxdescent import losses as losses
 from jaxdescent import network as network
+from jaxdescent._cache import use_compilation_cache as use_compilation_cache
 from jaxdescent._engine import Coords as Coords
 from jaxdescent._engine import Runs as Runs
 from jaxdescent._engine import sweep_fn as sweep_fn
@@ -91,5 +92,6 @@ __all__ = [
     "sweep",
     "sweep_fn",
     "sweep_pairs",
+    "use_compilation_cache",
     "use_fast_cpu_flags",
 ]

@@ -677,12 +677,27 @@ def _interrupted(args) -> str:
     return f"{pieces} finished pieces are kept in {out}/pieces; rerun the same command to resume from them"
 
 
+def _compilation_cache() -> None:
+    """Each command is a fresh process: keep its compiled programs on disk so the next one compiles nothing.
+
+    Off with JAXDESCENT_COMPILATION_CACHE=0; a cache folder the user set is kept (see jaxdescent._cache).
+    A default folder that cannot be written is one line on stderr, and the command runs uncached.
+    """
+    from jaxdescent import _cache
+
+    try:
+        _cache.use_by_default()
+    except ValueError as e:
+        print(f"jaxdescent: compiled programs are not kept on disk: {e}", file=sys.stderr)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the command; returns its exit status (0, 2: a bad argument or folder, 130: Ctrl-C, 1: a bug)."""
     argv = _join_grid_values(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     args.argv = argv
     try:
+        _compilation_cache()
         args.run(args)
     except (InvalidArgument, OSError) as e:  # the caller's mistake, or the disk's: one line
         print(f"jaxdescent {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
