@@ -1006,3 +1006,34 @@ def test_integer_axes_within_int32_run_with_their_values():
     out = sweep_fn(lambda hp, key: hp["a"], {"a": np.array([2**31 - 1, -(2**31), 3])}, progress=False)
     assert out.metrics.tolist() == [2**31 - 1, -(2**31), 3]
     assert out.coords["a"].tolist() == [2**31 - 1, -(2**31), 3]
+
+
+# ---------------------------------------------------------------- compile once
+
+
+def test_fn_is_traced_once_per_call(tmp_path):
+    """The output shapes, the cost model, the program and out='s digest all read one trace of fn."""
+    traces = []
+
+    def run(hp, key):
+        traces.append(1)
+        return {"w": noisy_descent(hp, key)["w"], "twice": 2 * hp["lr"]}
+
+    sweep_fn(run, NOISY_AXES, seeds=3, progress=False)
+    assert len(traces) == 1
+    sweep_fn(run, NOISY_AXES, seeds=3, out=tmp_path / "r", progress=False)  # the same shapes: no new trace
+    assert len(traces) == 1
+    sweep_fn(run, NOISY_AXES, static={"width": [1, 2]}, seeds=3, progress=False)  # one per static combination
+    assert len(traces) == 3
+
+
+def test_a_grid_of_another_size_reuses_the_program():
+    """The program's shapes are the chunk's: more or fewer points, padded at the end, compile nothing new."""
+    axes = lambda n: {"lr": np.linspace(0.05, 0.2, n, dtype=np.float32), "sigma": np.array([0.0, 1.0], np.float32)}
+    sweep_fn(noisy_descent, axes(4), seeds=2, chunk_size=4, progress=False)
+    for n in (3, 7, 10):
+        with count_compilations() as c:
+            got = sweep_fn(noisy_descent, axes(n), seeds=2, chunk_size=4, progress=False).metrics
+            jax.block_until_ready(got)
+        assert c.count == 0, n
+        assert_trees_equal(got, jitted_runs(noisy_descent, axes(n), 2))
