@@ -880,7 +880,7 @@ class _Inputs:
         by_name = dict(zip(coords.names, zip(coords.dims, coords.values)))
         host = lambda v: v if isinstance(v, jax.ShapeDtypeStruct) else _host(v)
         self.values = [(by_name[n][0], jax.tree_util.tree_map(host, by_name[n][1])) for n in names]
-        self.seed = by_name.get("seed")
+        self.seeded = "seed" in coords.dims
 
     def _index(self, runs, dim):
         stride, length = self.strides[dim]
@@ -889,8 +889,8 @@ class _Inputs:
     def at(self, g: int):
         runs = np.minimum(np.arange(g * self.size, (g + 1) * self.size), self.num_runs - 1)
         values = [jax.tree_util.tree_map(lambda v: v[self._index(runs, dim)], value) for dim, value in self.values]
-        seeds = np.zeros(self.size, np.int32) if self.seed is None else \
-            np.asarray(self.seed[1])[self._index(runs, self.seed[0])].astype(np.int32)
+        # seed i of the "seed" axis runs with fold_in(key, i), whatever the axis' coordinate is named
+        seeds = (self._index(runs, "seed") if self.seeded else np.zeros_like(runs)).astype(np.int32)
         return values, seeds
 
     def shapes(self):
@@ -911,8 +911,7 @@ def _run_traced(program, settings, coords: Coords, key, shared, layout: Plan):
     calls = lambda x: x.reshape((layout.num_calls, group) + x.shape[1:])
     values = [jax.tree_util.tree_map(lambda v: calls(jnp.asarray(_key_data(v))[index[dim]]), value)
               for dim, value in (by_name[n] for n in settings["names"])]
-    seeds = calls(jnp.asarray(by_name["seed"][1], jnp.int32)[index["seed"]]) if "seed" in by_name \
-        else jnp.zeros((layout.num_calls, group), jnp.int32)
+    seeds = calls(index["seed"] if "seed" in index else jnp.zeros_like(runs))
     out = lax.map(lambda a: program(a[0], a[1], key, shared, **settings), (values, seeds))
     return jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:])[:num_runs].reshape(shape + x.shape[2:]), out)
 
