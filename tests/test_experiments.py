@@ -15,9 +15,9 @@ pytest.importorskip("matplotlib")
 ROOT = Path(__file__).parents[1]
 
 
-def script(name, *args):
+def script(name, *args, timeout=300):
     proc = subprocess.run([sys.executable, str(ROOT / "experiments" / name), *args],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -125,11 +125,13 @@ def test_engine_overhead_quick(tmp_path):
     pytest.importorskip("sklearn")
     import json
 
-    out = script("benchmarks/engine_overhead.py", "--out", str(tmp_path), "--quick")
+    # nine workloads, and two fresh processes each for the first calls
+    out = script("benchmarks/engine_overhead.py", "--out", str(tmp_path), "--quick", timeout=900)
     (path,) = tmp_path.glob("engine_overhead_*_quick.json")  # named after the backend
     report = json.loads(path.read_text())
     rows = {r["workload"]: r for r in report["rows"]}
-    names = ["sextic", "fullbatch_mlp", "minibatch_mlp", "step_network", "conv_net", "rnn"]
+    names = ["sextic", "fullbatch_mlp", "minibatch_mlp", "step_network", "conv_net", "rnn", "rosenbrock", "logistic",
+             "attention"]
     if jax.__version_info__ < (0, 10):  # jax 0.7.2 cannot batch a grouped convolution inside shard_map
         assert "conv_net: skipped" in out
         names.remove("conv_net")
@@ -140,6 +142,14 @@ def test_engine_overhead_quick(tmp_path):
         assert name in table and r["runs"] > 1 and r["best_chunk"] is not None
         assert all(r[k] > 0 for k in ("sweep_fn_s", "vmap_s", "flat_vmap_s", "loop_s"))  # timed, not how fast
         assert r["loop_runs_timed"] == r["runs"]  # --quick: the loop did every run, nothing extrapolated
+        assert r["set"] == ("held-out" if name in ("rnn", "rosenbrock", "logistic", "attention") else "tuned")
+        # --quick: sweep_fn's and jit(vmap)'s first calls, each in its own process, which compiled there
+        assert list(r["first_call_s"]) == list(r["compile_s"]) == ["sweep_fn", "jit(vmap)"]
+        for m in ("sweep_fn", "jit(vmap)"):
+            assert r["first_call_s"][m] > 0 and r["compile_s"][m] > 0 and r["import_s"][m] > 0, r
+            assert r["compile_in_process_s"][m] > 0, r
+        assert r["compile_sweep_fn_over_vmap"] == r["compile_s"]["sweep_fn"] / r["compile_s"]["jit(vmap)"]
+        assert r["sweep_fn_compile_events_warm_s"] == 0  # compiled once: later calls trace and compile nothing
         if name == "step_network":
             # The step net's exact Heaviside forward turns the last bit of the first update into a different
             # net within a few steps, and sweep_fn compiles its CPU program with a wider vector width, which
