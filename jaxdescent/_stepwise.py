@@ -517,14 +517,39 @@ class _PBTConfig(NamedTuple):  # static configuration of the compiled program (h
     stop: Optional[_engine.Static]
 
 
-def _pbt_program(hp, key, config):
-    """The whole of PBT, traced once: init, then a ``lax.scan`` over rounds of advance (on the engine) and
-    exploit/explore."""
-    names = tuple(hp)
-    n = hp[names[0]].shape[0]
+def _member_keys(key, n: int):
+    """Member ``i``'s run key, ``fold_in(key, i)``, for every member."""
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n, dtype=jnp.int32))
+
+
+def _exploit(hp, state, score, r, copying, key, *, explore, mode, num_copied):
+    """Round ``r``'s exploit (where ``copying``) and explore on the ranked members: ``(hp, state, source)`` for the
+    next round, and the best member (see :func:`pbt`)."""
+    n = score.shape[0]
     members = jnp.arange(n, dtype=jnp.int32)
-    run_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(members)
-    draws = jax.random.fold_in(key, _DRAWS)
+    order = jnp.argsort(-_worst_last(score, mode), stable=True)  # best first, NaN last
+    pick_key, explore_key = jax.random.split(jax.random.fold_in(jax.random.fold_in(key, _DRAWS), r))
+    q = num_copied
+    donor = order[:q][jax.random.randint(pick_key, (n,), 0, q)]  # a top member for each member
+    bottom = jnp.zeros(n, bool).at[order[n - q:]].set(True)
+    # No exploit after the last round; a lone member (bottom and top at once) keeps its own.
+    copies = bottom & (donor != members) & copying
+    source = jnp.where(copies, donor, members)
+    taken = {k: v[source] for k, v in hp.items()}
+    explored = jax.vmap(explore.value)(taken, jax.vmap(lambda i: jax.random.fold_in(explore_key, i))(members))
+    new_hp = {k: jnp.where(copies, jnp.asarray(explored[k], v.dtype), v) for k, v in taken.items()}
+    return new_hp, jax.tree_util.tree_map(lambda x: x[source], state), source, order[0]
+
+
+_exploit_jitted = jax.jit(_exploit, static_argnames=("explore", "mode", "num_copied"))
+_member_keys_jitted = jax.jit(_member_keys, static_argnames="n")
+
+
+def _pbt_rounds(hp, key, config, report):
+    """PBT's rounds: each advances every member on the engine (one program for every round, its chunks shared
+    among the cores, the round's first step a traced value), then exploits and explores (one small program)."""
+    n = len(next(iter(hp.values())))
+    run_keys = _member_keys_jitted(key, n)
     if config.every is None:
         init_run = functools.partial(_init_run, init=config.init.value)
         advance_run = functools.partial(_advance_run, init=None, advance=config.advance.value,
@@ -535,38 +560,26 @@ def _pbt_program(hp, key, config):
         advance_run = functools.partial(_advance_blocks, init=None, advance=config.advance.value,
                                         num_steps=config.steps_per_round, every=config.every,
                                         stop=None if config.stop is None else config.stop.value)
-    state = _engine.run_grid(init_run, _engine.Coords([*hp.items(), (_KEY, run_keys)], ["point"] * (len(hp) + 1)),
-                             key=key, progress=False)
-    q = config.num_copied
-
-    def one_round(carry, r):
-        hp, state = carry
-        coords = _engine.Coords([*hp.items(), (_STATE, state), (_KEY, run_keys)], ["point"] * (len(hp) + 2))
-        state, metrics = _engine.run_grid(advance_run, coords, key=key, shared=r * config.steps_per_round,
-                                          progress=False)
+    members = lambda *coords: _engine.Coords([*hp.items(), *coords, (_KEY, run_keys)],
+                                             ["point"] * (len(hp) + len(coords) + 1))
+    state = _engine.run_grid(init_run, members(), key=key, progress=False)
+    rounds = []
+    for r in range(config.num_rounds):
+        state, metrics = _engine.run_grid(advance_run, members((_STATE, state)), key=key,
+                                          shared=np.int32(r * config.steps_per_round), progress=False)
         score = metrics[config.metric]
-        order = jnp.argsort(-_worst_last(score, config.mode), stable=True)  # best first, NaN last
-        pick_key, explore_key = jax.random.split(jax.random.fold_in(draws, r))
-        donor = order[:q][jax.random.randint(pick_key, (n,), 0, q)]  # a top member for each member
-        bottom = jnp.zeros(n, bool).at[order[n - q:]].set(True)
-        # No exploit after the last round; a lone member (bottom and top at once) keeps its own.
-        copies = bottom & (donor != members) & (r < config.num_rounds - 1)
-        source = jnp.where(copies, donor, members)
-        taken = {k: v[source] for k, v in hp.items()}
-        explored = jax.vmap(config.explore.value)(taken, jax.vmap(lambda i: jax.random.fold_in(explore_key, i))(members))
-        new_hp = {k: jnp.where(copies, jnp.asarray(explored[k], v.dtype), v) for k, v in taken.items()}
-        new_state = jax.tree_util.tree_map(lambda x: x[source], state)
-        steps_run = None if config.every is None else state["steps"]
-        return (new_hp, new_state), (hp, score, source, order[0], steps_run)
-
-    (hp, state), (hp_rounds, scores, sources, best, steps_run) = lax.scan(one_round, (hp, state),
-                                                                          jnp.arange(config.num_rounds))
+        new_hp, new_state, source, best = _exploit_jitted(hp, state, score, np.int32(r), r < config.num_rounds - 1,
+                                                          key, explore=config.explore, mode=config.mode,
+                                                          num_copied=config.num_copied)
+        rounds.append((hp, score, source, None if config.every is None else state["steps"]))
+        hp, state = {k: np.asarray(v) for k, v in new_hp.items()}, new_state  # host values, as in round 0
+        if report:
+            report(r + 1, config.num_rounds)
+    hp_rounds, scores, sources, steps_run = (jax.tree_util.tree_map(lambda *x: np.stack([np.asarray(a) for a in x]),
+                                                                    *column) for column in zip(*rounds))
     state = state if config.every is None else state["state"]
-    best = best[-1]
+    best = int(best)
     return hp, state, hp_rounds, scores, sources, best, jax.tree_util.tree_map(lambda x: x[best], state), steps_run
-
-
-_pbt_jitted = jax.jit(_pbt_program, static_argnames="config")
 
 
 def pbt(
@@ -583,12 +596,14 @@ def pbt(
     key: Optional[jax.Array] = None,
     every: Optional[int] = None,
     stop: Optional[Callable[[dict], Any]] = None,
+    progress: _progress.Progress = True,
 ) -> PBTResult:
-    """Population-based training (Jaderberg et al. 2017, arXiv:1711.09846): all rounds as one compiled program.
+    """Population-based training (Jaderberg et al. 2017, arXiv:1711.09846): every round runs the same programs.
 
     One member per point; member ``i`` runs with the key ``fold_in(key, i)``.
-    Each round advances every member ``steps_per_round`` steps (one vmapped
-    engine call) and ranks the members by ``metrics[metric]`` (NaN last, ties
+    Each round advances every member ``steps_per_round`` steps (one engine
+    call: one program for every round, the round's first step a traced value,
+    its chunks of members shared among the CPU cores as in :func:`jaxdescent.sweep_fn`) and ranks the members by ``metrics[metric]`` (NaN last, ties
     keep the members' order). Then, except after the last round, each of the
     bottom ``q = max(1, floor(quantile * n))`` members copies the state and
     hyperparameters of a top-``q`` member drawn uniformly (exploit) and
@@ -617,6 +632,7 @@ def pbt(
         ranked by that block's metrics and starts again only by copying
         another member's state. ``history`` then has ``steps_run``.
       stop: ``stop(metrics) -> bool``, or ``None`` (stop at NaN only); needs ``every``.
+      progress: as for :func:`jaxdescent.sweep_fn`, counted in rounds: ``progress(rounds_done, num_rounds)``.
 
     Returns:
       :class:`PBTResult`: ``.best``, ``.best_state``, ``.hp``, ``.state`` and ``.history``.
@@ -660,8 +676,8 @@ def pbt(
     config = _PBTConfig(_engine.Static(init), _engine.Static(advance), _engine.Static(explore), metric, mode,
                         steps_per_round, num_rounds, max(1, int(quantile * n)), every,
                         None if stop is None else _engine.Static(stop))
-    hp, state, hp_rounds, scores, sources, best, best_state, steps_run = _pbt_jitted(dict(items), key, config)
-    best = int(best)
+    report = _progress.callback(progress, "pbt", unit="rounds")
+    hp, state, hp_rounds, scores, sources, best, best_state, steps_run = _pbt_rounds(dict(items), key, config, report)
     hp = {k: np.asarray(v) for k, v in hp.items()}
     history = History({k: np.asarray(v) for k, v in hp_rounds.items()}, np.asarray(scores), np.asarray(sources),
                       steps_per_round, metric, None if steps_run is None else np.asarray(steps_run))

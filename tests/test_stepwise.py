@@ -275,18 +275,53 @@ def test_pbt_stops_members_early_as_a_numpy_simulation_does():
         pbt(target_init, target_advance, {"lr": lr}, metric="loss", explore=scale_lr, steps_per_round=4,
             num_rounds=2, every=3)
 
-def test_pbt_is_one_compiled_program():
-    def fresh_advance(hp, state, key, num_steps):
+def test_pbt_compiles_the_same_programs_for_any_number_of_rounds():
+    def advance_once(hp, state, key, num_steps):
+        return target_advance(hp, state, key, num_steps)
+
+    def advance_often(hp, state, key, num_steps):
         return target_advance(hp, state, key, num_steps)
 
     lr, key = np.linspace(0.001, 0.03, 6).astype(np.float32), jax.random.key(0)
-    settings = dict(metric="loss", mode="min", steps_per_round=2, num_rounds=5, explore=scale_lr, key=key)
-    with count_compilations() as c:
-        pbt(target_init, fresh_advance, {"lr": lr}, **settings)
-    assert c.count == 1
-    with count_compilations() as c:
-        pbt(target_init, fresh_advance, {"lr": lr[::-1].copy()}, **settings)
-    assert c.count == 0
+    settings = dict(metric="loss", mode="min", steps_per_round=2, explore=scale_lr, key=key, progress=False)
+    pbt(target_init, target_advance, {"lr": lr}, num_rounds=2, **settings)  # what any PBT compiles once
+    with count_compilations() as once:
+        pbt(target_init, advance_once, {"lr": lr}, num_rounds=1, **settings)
+    with count_compilations() as often:
+        pbt(target_init, advance_often, {"lr": lr}, num_rounds=7, **settings)
+    assert often.count == once.count >= 1
+    with count_compilations() as again:
+        pbt(target_init, advance_often, {"lr": lr[::-1].copy()}, num_rounds=3, **settings)
+    assert again.count == 0
+
+
+def test_pbt_on_several_threads_has_the_history_of_one(monkeypatch):
+    """Each round's members are computed in chunks shared among the CPU threads: the same bits as one thread."""
+    from jaxdescent import _engine, _progress
+
+    shared, in_calls = [], _progress.in_calls
+    monkeypatch.setattr(_progress, "in_calls", lambda call, args, threads: shared.append(min(threads, len(args)))
+                        or in_calls(call, args, threads))
+    lr, key = np.linspace(0.001, 0.03, 12).astype(np.float32), jax.random.key(4)
+    settings = dict(metric="loss", mode="min", steps_per_round=3, num_rounds=4, explore=scale_lr, key=key,
+                    progress=False)
+    got = {}
+    for threads in (1, 3):
+        monkeypatch.setattr(_engine, "CPU_THREADS", threads)
+        shared.clear()
+        found = pbt(target_init, target_advance, {"lr": lr}, **settings)
+        got[threads] = (found.history.to_pandas(), found.state)
+        assert (max(shared) > 1) == (threads > 1)  # with threads, each round's chunks were shared among them
+    assert got[1][0].equals(got[3][0])
+    jax.tree_util.tree_map(np.testing.assert_array_equal, got[1][1], got[3][1])
+
+
+def test_pbt_reports_rounds_done():
+    lr = np.linspace(0.001, 0.03, 4).astype(np.float32)
+    seen = []
+    pbt(target_init, target_advance, {"lr": lr}, metric="loss", mode="min", steps_per_round=2, num_rounds=3,
+        explore=scale_lr, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
 
 
 # ---------------------------------------------------------------- the PBT paper's toy example (fig. 2)
