@@ -19,16 +19,17 @@ belongs to (stretches that start at other steps draw other keys).
 With ``every=k`` (and optionally ``stop=``) the searches advance in blocks of
 ``k`` steps inside a ``lax.while_loop`` and a run stops for good after a block
 whose metrics hold a NaN or meet ``stop(metrics)``, as :func:`stepwise` does for
-:func:`jaxdescent.sweep_fn`.
+:func:`jaxdescent.sweep_fn`. Successive halving always advances in blocks: of
+the greatest common divisor of its rungs' steps without ``every`` (and without
+stopping), so that a rung's length is a traced number of blocks.
 
 All three run on the engine (:func:`jaxdescent._engine.run_grid`): a rung of
 successive halving is one engine call over the surviving points × seeds, with
-each run's state carried as a coordinate; all rounds of PBT are one compiled
+each run's state carried as a coordinate and the rung's steps passed as traced
+data (every rung runs one run function); all rounds of PBT are one compiled
 program whose rounds each advance the population through the engine.
 """
 
-import concurrent.futures
-import contextlib
 import functools
 import math
 from typing import Any, Callable, Mapping, NamedTuple, Optional
@@ -102,6 +103,12 @@ def _advance_blocks(hp, key, steps_done, *, init, advance, num_steps, every, sto
     hp, key, carry = _carried(hp, key)
     if carry is None:
         carry = _init_blocks(hp, key, init=init, advance=advance, every=every)
+    carry = _blocks(hp, key, carry, steps_done + num_steps, advance=advance, every=every, stop=stop)
+    return carry, carry["metrics"]
+
+
+def _blocks(hp, key, carry, target, *, advance, every, stop):
+    """The carry of :func:`_advance_blocks` advanced block after block until ``target`` steps or a stop."""
 
     def block(c):
         state, metrics = advance(hp, c["state"], jax.random.fold_in(key, c["steps"]), every)
@@ -109,8 +116,39 @@ def _advance_blocks(hp, key, steps_done, *, init, advance, num_steps, every, sto
         return {"state": state, "metrics": metrics, "steps": c["steps"] + every, "stopped": _stops(metrics, stop)}
 
     # Under vmap the loop runs while any run of the chunk runs; a stopped run's carry is kept as it was.
-    carry = lax.while_loop(lambda c: (c["steps"] < steps_done + num_steps) & ~c["stopped"], block, carry)
-    return carry, carry["metrics"]
+    return lax.while_loop(lambda c: (c["steps"] < target) & ~c["stopped"], block, carry)
+
+
+def _advance_rung(hp, key, steps, *, init, advance, block, halts, stop):
+    """One run of a rung of successive halving, the same program for every rung: ``(state, metrics)``.
+
+    ``steps`` is ``[steps done before the rung, steps after it]`` (int32,
+    traced). The run advances in blocks of ``block`` steps, each called as
+    ``advance(hp, state, fold_in(run_key, steps done), block)``. The rung that
+    starts at step 0 makes the state with ``init`` (the carried one is then a
+    placeholder of its shapes). With ``halts`` the state is
+    :func:`_advance_blocks`' carry and a run stops after a block whose metrics
+    hold a NaN or meet ``stop``; without, every run trains the whole rung.
+    """
+    done, total = steps[0], steps[1]
+    hp, key, carried = _carried(hp, key)
+    # The bound is the same for every run of the chunk: under vmap these stay a cond and a loop, not selects.
+    if halts:
+        carry = lax.cond(done == 0, lambda: _init_blocks(hp, key, init=init, advance=advance, every=block),
+                         lambda: carried)
+        carry = _blocks(hp, key, carry, total, advance=advance, every=block, stop=stop)
+        return carry, carry["metrics"]
+    state = lax.cond(done == 0, lambda: init(hp, key), lambda: carried)
+    _, shapes = jax.eval_shape(lambda s: advance(hp, s, key, block), state)
+
+    def one(c):
+        at, state, metrics = c
+        state, new = advance(hp, state, jax.random.fold_in(key, at), block)
+        return at + block, state, _like(new, metrics)
+
+    blank = jax.tree_util.tree_map(_blank, shapes)
+    _, state, metrics = lax.while_loop(lambda c: c[0] < total, one, (done, state, blank))
+    return state, metrics
 
 
 def _init_blocks(hp, key, *, init, advance, every):
@@ -263,28 +301,6 @@ class Halving(NamedTuple):
         return _columns_frame(self.rows)
 
 
-@contextlib.contextmanager
-def _ahead(compiles):
-    """Makes the calls of ``compiles`` one after another in a background thread; yields one future per call,
-    done once it has returned or failed (the same call made for real raises the error where the caller sees it).
-
-    A search compiles its later programs while its first one compiles and
-    runs, instead of one after another: on an accelerator the host compiles
-    while the device computes; on 2 CPU cores, where XLA's compilation already
-    keeps about 1.5 cores busy, successive halving of a digits MLP took 10.1 s
-    instead of 11.4 s (experiments/benchmarks/halving_compile.py; two or three
-    threads gained nothing more). The thread traces under JAX's global
-    settings: under a setting entered in the caller's thread only
-    (``jax.enable_x64()``, ...), the real call compiles its own program, as
-    without this.
-    """
-    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxdescent-compile-ahead")
-    try:
-        yield [pool.submit(call) for call in compiles]
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-
-
 def successive_halving(
     init: Callable,
     advance: Callable,
@@ -310,15 +326,26 @@ def successive_halving(
     keep the points' order) and keeps the best ``ceil(n / eta)``. The last rung
     is the one that reaches ``max_steps``; its best point is ``best``.
 
-    Run ``i`` of a point (seed ``i``) has the key ``fold_in(key, i)``: ``init``
-    receives it, and the rung that starts after ``d`` steps calls ``advance``
-    with ``fold_in(run_key, d)``, so a run's numbers do not depend on the rungs.
+    Run ``i`` of a point (seed ``i``) has the key ``fold_in(key, i)``:
+    ``init`` receives it. Every rung advances its runs in blocks of ``g``
+    steps, ``g = every`` or else the greatest common divisor of the rungs'
+    steps (their differences: 2, 2, 4 for ``min_steps=2, max_steps=8,
+    eta=2``), calling ``advance(hp, state, fold_in(run_key, d), g)`` for the
+    block that starts after ``d`` steps; so a run's numbers do not depend on
+    the rungs. (Without ``every``, a rung made one call with
+    ``fold_in(run_key, d)`` for its start ``d`` before: the numbers of an
+    ``advance`` that draws from its key changed.) ``advance`` measures its
+    metrics after each block: choose ``min_steps`` and ``max_steps`` whose
+    rungs share a large divisor if that is costly.
+
     The survivors are picked on the host between rungs (so not inside
-    ``jit``). Each rung compiles one program (its number of steps and of
-    survivors are static), the later ones in a background thread while the
-    first rungs run; a second search with the same sizes compiles nothing.
-    ``init`` and ``advance`` are static configuration: pass the same function
-    objects to reuse the compilations.
+    ``jit``). Every rung runs the same run function, with its steps as traced
+    values and the same chunk width (on CPU the runs of the last rung, at most
+    256), so the number of rungs adds no compilation: rungs share the
+    engine's program wherever the engine's program depends on the chunk
+    alone. A second search with the same sizes compiles nothing. ``init`` and
+    ``advance`` are static configuration: pass the same function objects to
+    reuse the compilations.
 
     Args:
       init: ``init(hp, key) -> state``.
@@ -332,10 +359,11 @@ def successive_halving(
       seeds: ``K`` runs every point with seeds ``0..K-1`` (seed i:
         ``fold_in(key, i)``); ``None``: one run per point with ``fold_in(key, 0)``.
       key: the root key, default ``jax.random.key(0)``.
-      every: ``None``: each rung calls ``advance`` once per run. An integer
-        that divides every rung's steps: each rung advances its runs in blocks
-        of ``every`` steps (block keys ``fold_in(run_key, steps_run)``) inside
-        a ``lax.while_loop``, and a run stops for good after a block whose
+      every: ``None``: every run trains every step of its rungs, in blocks
+        of ``g`` (above), a NaN run too. An integer that divides every rung's
+        steps: each rung advances its runs in blocks of ``every`` steps
+        (block keys ``fold_in(run_key, steps_run)``) inside a
+        ``lax.while_loop``, and a run stops for good after a block whose
         metrics hold a NaN or meet ``stop``: it computes nothing more, keeps
         that block's state and metrics, and is ranked by them (a chunk of runs
         ends once all have stopped). ``to_pandas()`` then has a ``steps_run``
@@ -386,64 +414,57 @@ def successive_halving(
         budgets.append(min(budgets[-1] * eta, max_steps))
     stretch = np.diff([0, *budgets])
     every = _check_blocks(every, stop, stretch)
-    state_shape, metric_shapes = _check_run(init, advance, items, metric, min_steps if every is None else every, stop)
-    if every is None:
-        run_of = functools.partial(_advance_run, init=init, advance=advance)
-    else:  # the carried state holds the last metrics, the steps run and whether the run has stopped
-        run_of = functools.partial(_advance_blocks, init=init, advance=advance, every=every, stop=stop)
+    block = every if every is not None else int(np.gcd.reduce(stretch))
+    state_shape, metric_shapes = _check_run(init, advance, items, metric, block, stop)
+    if every is not None:  # the carried state holds the last metrics, the steps run and whether the run has stopped
         state_shape = {"state": state_shape, "metrics": metric_shapes, "steps": jax.ShapeDtypeStruct((), jnp.int32),
                        "stopped": jax.ShapeDtypeStruct((), jnp.bool_)}
+    # One run function for every rung: a rung's steps are traced (shared=), so no rung compiles a program of its own.
+    run = functools.partial(_advance_rung, init=init, advance=advance, block=block, halts=every is not None,
+                            stop=stop)
 
     report = _progress.callback(progress, "successive_halving", unit="steps")
     sizes = [len(items[0][1])]
     for _ in budgets[1:]:
         sizes.append(math.ceil(sizes[-1] / eta))
     before = np.cumsum([0, *(np.array(sizes) * stretch * (seeds or 1))])  # training steps before each rung
-
-    def call(rung, points, state, compile_only=False):  # rung's engine call: (state, metrics)
-        done = budgets[rung - 1] if rung else 0
-        coord = [*points, *([] if state is None else [(_STATE, state)])]
-        dims = ["point"] * len(coord)
-        if seeds is not None:  # the engine's seed axis: seed i runs with fold_in(key, i)
-            coord, dims = coord + [(_SEED, np.arange(seeds, dtype=np.int32))], dims + ["seed"]
-        run = functools.partial(run_of, num_steps=int(stretch[rung]))
-        on_runs = None if report is None or compile_only else (
-            lambda runs, _: report(int(before[rung] + runs * stretch[rung]), int(before[-1])))
-        return _engine.run_grid(run, _engine.Coords(coord, dims), key=key, shared=np.int32(done),
-                                progress=on_runs or False, compile_only=compile_only)
-
-    def compile_later_rungs():  # each later rung's program, compiled while the rungs before it run
-        for rung, count in enumerate(sizes[1:], 1):
-            per_run = (count,) if seeds is None else (count, seeds)
-            state = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(per_run + s.shape, s.dtype), state_shape)
-            yield functools.partial(call, rung, [(n, jax.ShapeDtypeStruct((count,), v.dtype)) for n, v in items],
-                                    state, True)
+    # One chunk for every rung: the engine would pick one per call from its number of runs, and a chunk of
+    # another width is another program. The runs of the last rung (the fewest) pad no rung, capped at the
+    # engine's widest CPU chunk; on an accelerator the engine's own chunk (every run in flight at once).
+    on_cpu = jax.default_backend() == "cpu"
+    chunk = min(sizes[-1] * (seeds or 1), _engine.CHUNK_SIZE) if on_cpu else None
 
     alive = np.arange(len(items[0][1]))
-    state = None
+    lead = (len(alive),) if seeds is None else (len(alive), seeds)
+    state = jax.tree_util.tree_map(lambda s: np.zeros(lead + s.shape, s.dtype), state_shape)  # rung 0 inits it
     rows = {"point": [], **{name: [] for name, _ in items}, "rung": [], "steps": [], metric: []}
     if every is not None:
         rows["steps_run"] = []
-    with _ahead(compile_later_rungs()) as compiled:
-        for rung, total in enumerate(budgets):
-            if rung:
-                concurrent.futures.wait(compiled[rung - 1:rung])  # not compiled twice at once
-            state, metrics = call(rung, [(name, v[alive]) for name, v in items], state)
-            state = jax.tree_util.tree_map(np.asarray, state)  # survivors are picked on the host: no program
-            score = np.asarray(metrics[metric])
-            score = np.median(score, axis=1) if seeds is not None else score
-            rows["point"].append(alive)
-            for name, v in items:
-                rows[name].append(v[alive])
-            rows["rung"].append(np.full(len(alive), rung))
-            rows["steps"].append(np.full(len(alive), total))
-            rows[metric].append(score)
-            if every is not None:  # the most steps a seed of the point has run (fewer once all have stopped)
-                rows["steps_run"].append(state["steps"].max(axis=1) if seeds is not None else state["steps"])
-            order = _ranking(score, mode)
-            keep = order[:math.ceil(len(alive) / eta)] if rung < len(budgets) - 1 else order[:1]
-            alive = alive[keep]
-            state = jax.tree_util.tree_map(lambda x: x[keep], state)
+    for rung, total in enumerate(budgets):
+        coord = [*((name, v[alive]) for name, v in items), (_STATE, state)]
+        dims = ["point"] * len(coord)
+        if seeds is not None:  # the engine's seed axis: seed i runs with fold_in(key, i)
+            coord, dims = coord + [(_SEED, np.arange(seeds, dtype=np.int32))], dims + ["seed"]
+        on_runs = None if report is None else (
+            lambda runs, _, rung=rung: report(int(before[rung] + runs * stretch[rung]), int(before[-1])))
+        state, metrics = _engine.run_grid(run, _engine.Coords(coord, dims), key=key, chunk_size=chunk,
+                                          shared=np.array([total - stretch[rung], total], np.int32),
+                                          progress=on_runs or False)
+        state = jax.tree_util.tree_map(np.asarray, state)  # survivors are picked on the host: no program
+        score = np.asarray(metrics[metric])
+        score = np.median(score, axis=1) if seeds is not None else score
+        rows["point"].append(alive)
+        for name, v in items:
+            rows[name].append(v[alive])
+        rows["rung"].append(np.full(len(alive), rung))
+        rows["steps"].append(np.full(len(alive), total))
+        rows[metric].append(score)
+        if every is not None:  # the most steps a seed of the point has run (fewer once all have stopped)
+            rows["steps_run"].append(state["steps"].max(axis=1) if seeds is not None else state["steps"])
+        order = _ranking(score, mode)
+        keep = order[:math.ceil(len(alive) / eta)] if rung < len(budgets) - 1 else order[:1]
+        alive = alive[keep]
+        state = jax.tree_util.tree_map(lambda x: x[keep], state)
     best = {name: float(v[alive[0]]) for name, v in items}
     best_state = jax.tree_util.tree_map(lambda x: x[0], state if every is None else state["state"])
     return Halving(best, best_state, tuple(budgets), {k: np.concatenate(v) for k, v in rows.items()})

@@ -35,8 +35,9 @@ POINTS = {"lr": np.array([0.01, 0.3, 0.05, 0.95, 0.1, 0.2, 0.02, 0.4], np.float3
 def reference_halving(points, *, metric, mode, min_steps, max_steps, eta, seeds, key, every=None, stop=None):
     """Successive halving as a plain Python loop: a jitted advance called per point and seed, ranked by sorting.
 
-    With ``every``, each stretch is advanced in blocks of ``every`` steps with keys ``fold_in(run_key, steps)``,
-    and a run stops for good after a block with a NaN metric or one that meets ``stop``.
+    Each rung is advanced in blocks with keys ``fold_in(run_key, steps)``: of ``every`` steps, after which a run
+    stops for good when a metric is NaN or meets ``stop``; without ``every``, of the greatest common divisor of
+    the rungs' steps, and no run stops.
     """
     run_init, run_advance = jax.jit(init), jax.jit(advance, static_argnums=3)
     n = len(next(iter(points.values())))
@@ -47,40 +48,41 @@ def reference_halving(points, *, metric, mode, min_steps, max_steps, eta, seeds,
     while not budgets or budgets[-1] < max_steps:
         budgets.append(min(b, max_steps))
         b *= eta
+    block = every or math.gcd(*(after - before for before, after in zip([0, *budgets], budgets)))
     steps = {p: [0] * len(seed_keys) for p in range(n)}
     last = {p: [None] * len(seed_keys) for p in range(n)}
     stopped = {p: [False] * len(seed_keys) for p in range(n)}
-    alive, done, rungs = list(range(n)), 0, []
+    alive, rungs = list(range(n)), []
     for rung, total in enumerate(budgets):
         scores = {}
         for p in alive:
             for s, k in enumerate(seed_keys):
-                if every is None:
-                    states[p][s], last[p][s] = run_advance(hp[p], states[p][s], jax.random.fold_in(k, done), total - done)
-                    continue
                 while steps[p][s] < total and not stopped[p][s]:
                     states[p][s], last[p][s] = run_advance(hp[p], states[p][s], jax.random.fold_in(k, steps[p][s]),
-                                                           every)
-                    steps[p][s] += every
+                                                           block)
+                    steps[p][s] += block
                     m = last[p][s]
-                    stopped[p][s] = any(np.isnan(float(v)) for v in m.values()) or bool(stop and stop(m))
+                    stopped[p][s] = every is not None and (any(np.isnan(float(v)) for v in m.values())
+                                                           or bool(stop and stop(m)))
             scores[p] = float(np.median([float(m[metric]) for m in last[p]]))
         rungs.append(scores)
         sign = 1 if mode == "max" else -1
         ranked = sorted(alive, key=lambda p: (math.isnan(scores[p]), -sign * scores[p], p))
         alive = ranked[:math.ceil(len(alive) / eta)] if rung < len(budgets) - 1 else ranked[:1]
-        done = total
     return budgets, rungs, alive[0], states[alive[0]], steps
 
 
-@pytest.mark.parametrize("mode, seeds, eta", [pytest.param("min", 3, 2, id="min-3seeds-eta2"),
-                                              pytest.param("max", None, 3, id="max-noseeds-eta3")])
-def test_successive_halving_matches_a_python_loop(mode, seeds, eta):
+@pytest.mark.parametrize("mode, seeds, eta, min_steps, max_steps", [
+    pytest.param("min", 3, 2, 2, 12, id="min-3seeds-eta2"),  # rungs of 2, 2, 4 and 4 steps: blocks of 2
+    pytest.param("max", None, 3, 2, 12, id="max-noseeds-eta3"),  # 2, 4 and 6 steps: blocks of 2
+    pytest.param("min", None, 2, 4, 18, id="min-noseeds-eta2-blocks-of-2"),  # 4, 4, 8 and 2 steps: rung 0 in 2
+])
+def test_successive_halving_matches_a_python_loop(mode, seeds, eta, min_steps, max_steps):
     key = jax.random.key(4)
-    got = successive_halving(init, advance, POINTS, metric="loss", mode=mode, min_steps=2, max_steps=12, eta=eta,
-                             seeds=seeds, key=key)
-    budgets, rungs, best, best_states, _ = reference_halving(POINTS, metric="loss", mode=mode, min_steps=2,
-                                                             max_steps=12, eta=eta, seeds=seeds, key=key)
+    got = successive_halving(init, advance, POINTS, metric="loss", mode=mode, min_steps=min_steps,
+                             max_steps=max_steps, eta=eta, seeds=seeds, key=key)
+    budgets, rungs, best, best_states, _ = reference_halving(POINTS, metric="loss", mode=mode, min_steps=min_steps,
+                                                             max_steps=max_steps, eta=eta, seeds=seeds, key=key)
     assert got.budgets == tuple(budgets)
     table = got.to_pandas()
     for rung, scores in enumerate(rungs):  # the same survivors at every rung, the same metrics
@@ -96,7 +98,7 @@ def test_successive_halving_matches_a_python_loop(mode, seeds, eta):
     np.testing.assert_allclose(got.best_state["w"], want_state["w"], rtol=1e-6)
     # Rungs continue from their state: the counter has counted every step (from scratch it would hold the last
     # rung's steps only).
-    np.testing.assert_array_equal(got.best_state["count"], 12)
+    np.testing.assert_array_equal(got.best_state["count"], max_steps)
     assert np.isnan(table[table.point == 3].loss).all() and len(table[table.point == 3]) == 1  # NaN never survives
 
 
@@ -122,14 +124,44 @@ def test_successive_halving_stops_runs_early_as_a_python_loop_does(seeds):
     assert (table.steps_run < table.steps).any() and (table.steps_run <= table.steps).all()
 
 
-def test_successive_halving_with_blocks_compiles_one_program_per_rung():
+def fresh_halving(points, **settings):
+    """``(compilations, result)`` of a successive halving with an ``advance`` that nothing has been compiled for."""
     def fresh_advance(hp, state, key, num_steps):
         return advance(hp, state, key, num_steps)
 
     with count_compilations() as c:
-        successive_halving(init, fresh_advance, POINTS, metric="loss", min_steps=1, max_steps=8, eta=2, every=1,
-                           stop=lambda m: m["loss"] < 0.1)
-    assert c.count == 4
+        found = successive_halving(init, fresh_advance, points, metric="loss", mode="min", key=jax.random.key(0),
+                                   progress=False, **settings)
+    return c.count, found
+
+
+BLOCKS = [pytest.param({}, id="every=None"), pytest.param({"every": 1, "stop": lambda m: m["loss"] < 0.1}, id="every=1")]
+
+
+@pytest.mark.xfail(reason="needs the engine's fixed chunk shape: run_grid's program still depends on the number of "
+                          "runs, which falls from rung to rung (8, 4, 2, 1, 1 points)", strict=False)
+@pytest.mark.parametrize("blocks", BLOCKS)
+def test_successive_halving_compiles_as_much_for_5_rungs_as_for_1(blocks):
+    fresh_halving(POINTS, min_steps=1, max_steps=1, seeds=2, **blocks)  # what any search compiles once, compiled
+    one, found = fresh_halving(POINTS, min_steps=1, max_steps=1, seeds=2, **blocks)
+    assert found.budgets == (1,)
+    five, found = fresh_halving(POINTS, min_steps=1, max_steps=16, eta=2, seeds=2, **blocks)
+    assert found.budgets == (1, 2, 4, 8, 16)
+    assert five == one
+
+
+@pytest.mark.parametrize("blocks", BLOCKS)
+def test_rungs_of_as_many_runs_share_one_program(blocks):
+    # One point x 2 seeds: every rung runs 2 runs, and only its steps (traced) differ.
+    point = {k: v[4:5] for k, v in POINTS.items()}
+    fresh_halving(point, min_steps=1, max_steps=1, seeds=2, **blocks)  # what any search compiles once, compiled
+    one, found = fresh_halving(point, min_steps=1, max_steps=1, seeds=2, **blocks)
+    assert found.budgets == (1,)
+    five, found = fresh_halving(point, min_steps=1, max_steps=16, eta=2, seeds=2, **blocks)
+    assert found.budgets == (1, 2, 4, 8, 16)
+    assert five == one >= 1
+    # The traced steps were run: every step of every rung, or up to the stop (steps_run: the most of a seed).
+    assert found.best_state["count"].max() == (found.rows["steps_run"][-1] if blocks else 16)
 
 
 @pytest.mark.parametrize("every, stop, match", [(None, lambda m: True, "stop needs every"),
@@ -149,20 +181,17 @@ def test_nan_ranks_last_in_both_modes():
         assert got.best["lr"] == pytest.approx(0.01)
 
 
-def test_successive_halving_compiles_one_program_per_rung():
+def test_a_second_search_of_the_same_sizes_compiles_nothing():
     def fresh_advance(hp, state, key, num_steps):  # a new function: nothing cached for it
         return advance(hp, state, key, num_steps)
 
     settings = dict(metric="loss", mode="min", min_steps=1, max_steps=8, eta=2, seeds=2, key=jax.random.key(0))
-    with count_compilations() as c:
-        first = successive_halving(init, fresh_advance, POINTS, **settings)
+    first = successive_halving(init, fresh_advance, POINTS, **settings)
     assert first.budgets == (1, 2, 4, 8)
-    assert c.count == 4  # rungs of 8, 4, 2 and 1 points: one program each
     other = {k: v[::-1].copy() for k, v in POINTS.items()}
     with count_compilations() as c:
         successive_halving(init, fresh_advance, other, **settings)
     assert c.count == 0
-
 
 
 def test_successive_halving_reports_training_steps_done():
