@@ -851,8 +851,7 @@ def run_grid(
             parts.append(piece(start, min(start + piece_runs, num_runs)))
             if report:
                 report(min(start + piece_runs, num_runs), num_runs)
-        device = mesh.devices.flat[0]
-        leaves = [_on_device(np.concatenate(p).reshape(shape + p[0].shape[1:]), impl, device)
+        leaves = [_on_device(np.concatenate(p).reshape(shape + p[0].shape[1:]), impl, mesh, gather)
                   for p, impl in zip(zip(*parts), impls)]
         return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_info), leaves)
 
@@ -863,9 +862,10 @@ def run_grid(
     return jax.tree_util.tree_unflatten(treedef, metrics)
 
 
-def _on_device(x: np.ndarray, impl, device):
-    """A joined host result back on ``device``, as a key array of ``impl`` unless that is None."""
-    x = jax.device_put(x, device)
+def _on_device(x: np.ndarray, impl, mesh, gather: bool):
+    """A joined host result on the mesh's first device (with several processes, on every device: each process
+    holds the whole result), as a key array of ``impl`` unless that is None."""
+    x = _global(x, mesh) if gather else jax.device_put(x, mesh.devices.flat[0])
     return x if impl is None else jax.random.wrap_key_data(x, impl=impl)
 
 

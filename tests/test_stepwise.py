@@ -138,8 +138,6 @@ def fresh_halving(points, **settings):
 BLOCKS = [pytest.param({}, id="every=None"), pytest.param({"every": 1, "stop": lambda m: m["loss"] < 0.1}, id="every=1")]
 
 
-@pytest.mark.xfail(reason="needs the engine's fixed chunk shape: run_grid's program still depends on the number of "
-                          "runs, which falls from rung to rung (8, 4, 2, 1, 1 points)", strict=False)
 @pytest.mark.parametrize("blocks", BLOCKS)
 def test_successive_halving_compiles_as_much_for_5_rungs_as_for_1(blocks):
     fresh_halving(POINTS, min_steps=1, max_steps=1, seeds=2, **blocks)  # what any search compiles once, compiled
