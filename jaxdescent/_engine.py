@@ -511,6 +511,39 @@ def _output_shapes(fn, hp_dtypes: tuple):
                           _key_shape())
 
 
+def _trace(run: Static, coords: Coords, shared, on_cpu: bool):
+    """One run of ``coords`` traced alone (values or shapes alike): its output shapes, library calls and, on CPU,
+    cost (see :func:`_one_run`)."""
+    row = _row(coords)
+    hp_example = {n: jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct(v.shape[1:], v.dtype), v)
+                  for n, v in zip(coords.names, coords.values) if n != "seed"}
+    shared_example = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), shared)
+    example = (hp_example, _key_shape(), *(() if shared is None else (shared_example,)))
+    leaves, treedef = jax.tree_util.tree_flatten(example)
+    # What each input varies with: a point's coordinates, the row's seed or key (the last axis, see _row), both
+    # (the run's key with a seed axis) or nothing (shared data, the one key without seeds).
+    dim_of = dict(zip(coords.names, coords.dims))
+    of_name = {n: _cost.SEED if row > 1 and dim_of[n] == coords.axes[-1] else _cost.POINT for n in hp_example}
+    classes = jax.tree_util.tree_leaves(({n: jax.tree_util.tree_map(lambda _: of_name[n], v)
+                                          for n, v in hp_example.items()},
+                                         _cost.SEED if "seed" in coords.dims else _cost.CONSTANT,
+                                         jax.tree_util.tree_map(lambda _: _cost.CONSTANT, shared_example)))
+    return _one_run(run, treedef, tuple(leaves), tuple(classes) if on_cpu else None)
+
+
+def default_chunk(run: Callable, coords: Coords, *, shared: Any = None, devices=None) -> int:
+    """The chunk :func:`run_grid` picks for ``coords`` (values, or ``jax.ShapeDtypeStruct`` shapes) by default.
+
+    A search passes its smallest population's to every call: a chunk of another width is another program.
+    """
+    on_cpu = _mesh(devices).devices.flat[0].platform == "cpu"
+    num_runs = math.prod(coords.shape)
+    if not on_cpu:
+        return min(ACCELERATOR_CHUNK_SIZE, num_runs)
+    cost = _trace(run if isinstance(run, Static) else Static(run), coords, shared, on_cpu)[2]
+    return _cost.cpu_chunk(cost, num_runs=num_runs, cores=cores(), row=_row(coords))
+
+
 def _row(coords: Coords) -> int:
     """The length of the last run axis if it holds seeds or keys (vmapped as the inner level), else 1."""
     last = coords.axes[-1]
@@ -740,20 +773,7 @@ def run_grid(
     names = tuple(n for n in coords.names if n != "seed")
     calls, cost, out_info = set(), None, None
     if not traced:  # one run, traced alone: the results (every run's metrics, on the host once read) must fit
-        hp_example = {n: jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct(v.shape[1:], v.dtype), v)
-                      for n, v in zip(coords.names, coords.values) if n != "seed"}
-        shared_example = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), shared)
-        example = (hp_example, _key_shape(), *(() if shared is None else (shared_example,)))
-        leaves, treedef = jax.tree_util.tree_flatten(example)
-        # What each input varies with: a point's coordinates, the row's seed or key (the last axis, see _row), both
-        # (the run's key with a seed axis) or nothing (shared data, the one key without seeds).
-        dim_of = dict(zip(coords.names, coords.dims))
-        of_name = {n: _cost.SEED if row > 1 and dim_of[n] == coords.axes[-1] else _cost.POINT for n in hp_example}
-        classes = jax.tree_util.tree_leaves(({n: jax.tree_util.tree_map(lambda _: of_name[n], v)
-                                              for n, v in hp_example.items()},
-                                             _cost.SEED if "seed" in coords.dims else _cost.CONSTANT,
-                                             jax.tree_util.tree_map(lambda _: _cost.CONSTANT, shared_example)))
-        out_info, calls, cost = _one_run(run, treedef, tuple(leaves), tuple(classes) if on_cpu else None)
+        out_info, calls, cost = _trace(run, coords, shared, on_cpu)
         calls = calls if on_cpu and not gather else set()
         per_run = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(out_info))  # keys too
         check_size(num_runs, per_run)

@@ -340,10 +340,10 @@ def successive_halving(
 
     The survivors are picked on the host between rungs (so not inside
     ``jit``). Every rung runs the same run function, with its steps as traced
-    values and the same chunk width (on CPU the runs of the last rung, at most
-    256), so the number of rungs adds no compilation: rungs share the
-    engine's program wherever the engine's program depends on the chunk
-    alone. A second search with the same sizes compiles nothing. ``init`` and
+    values and the same chunk width (the engine's default for the last rung,
+    the one with the fewest runs), so neither the number of rungs nor the
+    population's size adds a compilation: every rung runs the engine's one
+    program, in as many calls as its runs need. A second search with the same sizes compiles nothing. ``init`` and
     ``advance`` are static configuration: pass the same function objects to
     reuse the compilations.
 
@@ -428,11 +428,20 @@ def successive_halving(
     for _ in budgets[1:]:
         sizes.append(math.ceil(sizes[-1] / eta))
     before = np.cumsum([0, *(np.array(sizes) * stretch * (seeds or 1))])  # training steps before each rung
+
+    def coords(points, state):  # a rung's runs: its points (x seeds), each with its carried state
+        coord, dims = [*points, (_STATE, state)], ["point"] * (len(points) + 1)
+        if seeds is not None:  # the engine's seed axis: seed i runs with fold_in(key, i)
+            coord, dims = coord + [(_SEED, np.arange(seeds, dtype=np.int32))], dims + ["seed"]
+        return _engine.Coords(coord, dims)
+
     # One chunk for every rung: the engine would pick one per call from its number of runs, and a chunk of
-    # another width is another program. The runs of the last rung (the fewest) pad no rung, capped at the
-    # engine's widest CPU chunk; on an accelerator the engine's own chunk (every run in flight at once).
-    on_cpu = jax.default_backend() == "cpu"
-    chunk = min(sizes[-1] * (seeds or 1), _engine.CHUNK_SIZE) if on_cpu else None
+    # another width is another program. The engine's default for the last rung (the fewest runs) pads no rung.
+    last = (sizes[-1],) if seeds is None else (sizes[-1], seeds)
+    chunk = _engine.default_chunk(run, coords([(n, jax.ShapeDtypeStruct((sizes[-1],), v.dtype)) for n, v in items],
+                                              jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(
+                                                  last + s.shape, s.dtype), state_shape)),
+                                  shared=np.zeros(2, np.int32))
 
     alive = np.arange(len(items[0][1]))
     lead = (len(alive),) if seeds is None else (len(alive), seeds)
@@ -441,13 +450,10 @@ def successive_halving(
     if every is not None:
         rows["steps_run"] = []
     for rung, total in enumerate(budgets):
-        coord = [*((name, v[alive]) for name, v in items), (_STATE, state)]
-        dims = ["point"] * len(coord)
-        if seeds is not None:  # the engine's seed axis: seed i runs with fold_in(key, i)
-            coord, dims = coord + [(_SEED, np.arange(seeds, dtype=np.int32))], dims + ["seed"]
-        on_runs = None if report is None else (
-            lambda runs, _, rung=rung: report(int(before[rung] + runs * stretch[rung]), int(before[-1])))
-        state, metrics = _engine.run_grid(run, _engine.Coords(coord, dims), key=key, chunk_size=chunk,
+        on_runs = None if report is None else _progress.relay(
+            report, lambda runs, _, rung=rung: report(int(before[rung] + runs * stretch[rung]), int(before[-1])))
+        state, metrics = _engine.run_grid(run, coords([(n, v[alive]) for n, v in items], state), key=key,
+                                          chunk_size=chunk,
                                           shared=np.array([total - stretch[rung], total], np.int32),
                                           progress=on_runs or False)
         state = jax.tree_util.tree_map(np.asarray, state)  # survivors are picked on the host: no program
