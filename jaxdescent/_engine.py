@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.sharding import Mesh, NamedSharding, SingleDeviceSharding
+from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxdescent import _cost, _progress, _validate
@@ -592,12 +592,8 @@ def _global(x, mesh, spec=P()):
         x = jax.random.key_data(x)
     if _validate.is_traced(x):
         return x
-    one = mesh.devices.size == 1 and jax.process_count() == 1  # on one device: no mesh in the program
-    if isinstance(x, jax.ShapeDtypeStruct):  # compile_only: a shape stands for the value
-        sharding = SingleDeviceSharding(mesh.devices.flat[0]) if one else NamedSharding(mesh, spec)
-        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
     x = np.asarray(x)
-    if one:
+    if mesh.devices.size == 1 and jax.process_count() == 1:  # on one device: no mesh in the program
         return jax.device_put(x, mesh.devices.flat[0])
     return jax.make_array_from_callback(x.shape, NamedSharding(mesh, spec), lambda index: x[index])
 
@@ -727,7 +723,6 @@ def run_grid(
     progress: _progress.Progress = True,
     describe: Optional[dict] = None,
     shared: Any = None,
-    compile_only: bool = False,
 ):
     """Runs ``run(hp, key)`` for every point of ``coords``' grid; the metrics pytree with the run axes first.
 
@@ -743,9 +738,8 @@ def run_grid(
     rerun resumes (see :mod:`jaxdescent.results`); ``describe`` is JSON-able
     configuration recorded beside them. ``shared`` (data every run reads) is
     passed as ``run(hp, key, shared)``, a traced argument: new data of the same
-    shapes does not recompile. ``compile_only`` compiles the program a call
-    with these shapes would run, without running it, and returns ``None``
-    (from another thread: a caller compiles its next call while this one runs).
+    shapes does not recompile. The program's shapes are one call's (a chunk
+    per device), so grids of any size with the same chunk share it.
     """
     if not isinstance(run, Static):
         run = Static(run)
@@ -832,9 +826,6 @@ def run_grid(
     def arguments(g):  # the runs of call g, [g * group, (g + 1) * group) (padded at the end), on the devices
         return split(inputs.at(g))  # put there from this thread, under the caller's settings (enable_x64, ...)
 
-    if compile_only:  # what a call would compile, compiled now and cached by jit (the values are not read)
-        program.lower(*split(inputs.shapes()), key, shared_global, **settings).compile()
-        return None
     compiled = []
 
     def ready():  # the program, compiled when the first piece needs it (a finished saved sweep compiles nothing)
@@ -898,8 +889,7 @@ class _Inputs:
         axes, shape = coords.axes, coords.shape
         self.strides = {d: (math.prod(shape[i + 1:]), shape[i]) for i, d in enumerate(axes)}
         by_name = dict(zip(coords.names, zip(coords.dims, coords.values)))
-        host = lambda v: v if isinstance(v, jax.ShapeDtypeStruct) else _host(v)
-        self.values = [(by_name[n][0], jax.tree_util.tree_map(host, by_name[n][1])) for n in names]
+        self.values = [(by_name[n][0], jax.tree_util.tree_map(_host, by_name[n][1])) for n in names]
         self.seeded = "seed" in coords.dims
 
     def _index(self, runs, dim):
@@ -912,11 +902,6 @@ class _Inputs:
         # seed i of the "seed" axis runs with fold_in(key, i), whatever the axis' coordinate is named
         seeds = (self._index(runs, "seed") if self.seeded else np.zeros_like(runs)).astype(np.int32)
         return values, seeds
-
-    def shapes(self):
-        values = [jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct((self.size,) + v.shape[1:], v.dtype), value)
-                  for _, value in self.values]
-        return values, jax.ShapeDtypeStruct((self.size,), np.int32)
 
 
 def _run_traced(program, settings, coords: Coords, key, shared, layout: Plan):

@@ -395,27 +395,6 @@ def test_compilations_sweep_fn():
 
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_compile_only_compiles_what_the_call_then_runs(threads, monkeypatch):
-    # successive_halving compiles its later rungs from shapes alone, in another thread, while a rung runs
-    monkeypatch.setattr(_engine, "CPU_THREADS", threads)
-
-    def fresh(hp, key):  # a new function: nothing compiled for it
-        return noisy_descent(hp, key)
-
-    axes = {"lr": np.array([0.1, 0.2, 0.3], np.float32), "sigma": np.array([0.0, 1.0], np.float32)}
-    coords = lambda values: _engine.Coords([(n, values(v)) for n, v in axes.items()] +
-                                           [("seed", values(np.arange(2, dtype=np.int32)))])
-    shapes = coords(lambda v: jax.ShapeDtypeStruct(v.shape, v.dtype))
-    key = jax.random.key(3)
-    with count_compilations() as c:
-        assert _engine.run_grid(fresh, shapes, key=key, progress=False, compile_only=True) is None
-    assert c.count >= 1  # the program (and on old JAX the small eager steps that make its arguments)
-    with count_compilations() as c:
-        got = _engine.run_grid(fresh, coords(lambda v: v), key=key, progress=False)
-    assert c.count == 0
-    assert_trees_equal(got, jitted_runs(noisy_descent, axes, 2, key=jax.random.key(3)))
-
 # ---------------------------------------------------------------- devices
 
 # The subprocess runs the very same source of noisy_descent.
