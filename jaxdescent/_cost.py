@@ -5,7 +5,7 @@ fixed cost per operation (a kernel call, a loop iteration) is shared by the
 runs of a chunk, elementwise code is vectorised across them, and what a run
 computes from its seed alone (initial weights, minibatch draws, dropout
 masks) is computed once per seed for every point of the chunk (see
-``_engine._launch``). It does not pay where a run is already large matrix
+``_engine._chunk_program``). It does not pay where a run is already large matrix
 products: XLA's CPU code for a batched product is slower than for the one
 product (seen: a full-batch MLP, 1437 × 64 inputs, 1.4x slower per run at
 any width from 2 to 32 than one run at a time).

@@ -5,17 +5,16 @@ name to one traced value (a scalar, or a whole start point for ``sweep``'s
 ``w0``), ``key`` is that run's ``jax.random`` key, ``metrics`` any pytree of
 arrays. The engine
 
-* numbers the runs of the grid row-major on one *run axis* and derives each
-  run's hyperparameters and key from its number on the device, so no
-  per-run input is ever materialised on the host;
-* splits the run axis over every device (``jax.shard_map``; after
-  ``jax.distributed.initialize`` over every process) and cuts each device's
-  share into chunks of ``chunk_size`` runs, vmapped, one after another under
-  ``lax.map``: memory is O(chunk), not O(runs); on CPU, where XLA runs a
-  program on one core, each call is split into one program per core, run at
-  once from as many threads;
-* compiles once per (run function, shapes, static settings): hyperparameter
-  values, keys and the piece being computed are traced arguments;
+* numbers the runs of the grid row-major on one *run axis* and cuts it into
+  chunks of ``chunk_size`` runs; one compiled program computes one chunk
+  (vmapped; on several devices a chunk per device under ``jax.shard_map``, after
+  ``jax.distributed.initialize`` over every process), and each call of it gets
+  its runs' hyperparameters, picked on the host: memory is O(chunk), not
+  O(runs); on CPU, where XLA runs a program on one core, the calls are shared
+  among one thread per core;
+* compiles once per (run function, chunk, shapes of one run's inputs, static
+  settings): the grid's size, hyperparameter values, keys and the piece being
+  computed never change the program, and ``fn`` is traced once per call;
 * with ``out=DIR``, computes the runs in pieces of equal size, saves each when
   done (:mod:`jaxdescent.results`) and resumes from them after a crash;
 * labels the result (:class:`Coords`): axis names and coordinates that travel

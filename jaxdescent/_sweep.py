@@ -49,8 +49,8 @@ steps as one runtime call per step (several times slower than a C loop).
 Importing jaxdescent before JAX has started fixes that for the whole process
 (:mod:`jaxdescent._xla`: the small-while-loop flag in ``XLA_FLAGS``;
 ``JAXDESCENT_CONFIGURE_XLA=0`` turns it off). XLA runs one program on one
-core, so on CPU the engine splits a sweep's call into one program per core,
-run at once from as many threads (``_engine.cpu_threads``; a run with a
+core, so on CPU the engine shares a sweep's calls (a chunk each) among one
+thread per core (``_engine.cpu_threads``; a run with a
 library call such as ``eigh`` stays on one thread, see
 ``_engine._library_calls``); the CPU is not split into devices. If JAX had
 started first, the first CPU sweep warns once; :func:`use_fast_cpu_flags` or ``XLA_FLAGS`` set
