@@ -834,12 +834,14 @@ def run_grid(
             with _progress.compiling(report, f"{getattr(run.value, '__name__', 'fn')} for {num_runs:,} runs"):
                 compiled.append(program.lower(*arguments(0), key, shared_global, **settings).compile())
 
-    def call(args):  # the metrics of one call as host arrays, one per leaf
-        result = compiled[0](*args, key, shared_global) if threads > 1 else program(*args, key, shared_global,
-                                                                                    **settings)
-        _progress.wait(jax.tree_util.tree_leaves(result))  # dispatched asynchronously: Ctrl-C can interrupt
-        impls[:] = [_key_impl(x) for x in jax.tree_util.tree_leaves(result)]
-        return [_host(x) for x in jax.tree_util.tree_leaves(result)]
+    def dispatch(args):  # one call, dispatched asynchronously
+        return compiled[0](*args, key, shared_global) if threads > 1 else program(*args, key, shared_global,
+                                                                                   **settings)
+
+    def fetch(result):  # its metrics as host arrays, one per leaf
+        leaves = jax.tree_util.tree_leaves(result)
+        impls[:] = [_key_impl(x) for x in leaves]
+        return [_host(x) for x in leaves]
 
     impls = []  # the key type of each metric (None: not a key), seen on the device
 
@@ -852,7 +854,13 @@ def run_grid(
     def piece(start, stop):  # runs [start, stop) as host arrays, one per leaf
         first = start // group
         ready()
-        parts = _progress.in_calls(call, [arguments(g) for g in range(first, -(-stop // group))], threads)
+        args = [arguments(g) for g in range(first, -(-stop // group))]
+        if threads > 1:
+            parts = _progress.in_calls(lambda a: fetch(jax.block_until_ready(dispatch(a))), args, threads)
+        else:  # every call dispatched, then waited for in sleeps that Ctrl-C interrupts
+            results = [dispatch(a) for a in args]
+            _progress.wait(jax.tree_util.tree_leaves(results))
+            parts = [fetch(r) for r in results]
         return [np.concatenate(p)[start - first * group: stop - first * group] for p in zip(*parts)]
 
     if out is None:
