@@ -170,3 +170,30 @@ def test_halving_compile_quick():
     assert set(rows) == {1, 5}  # a search of 1 rung and one of 5
     for programs, *seconds in rows.values():
         assert int(programs) >= 1 and min(float(s) for s in seconds) > 0  # how many and how fast: the benchmark's
+
+
+def test_search_showcase_spirals_cache_quick(tmp_path):
+    """The held-out workload, one method and the reference alone; a second fresh process compiles nothing."""
+    for extra in ("optuna", "pandas"):
+        pytest.importorskip(extra)
+    args = ("--quick", "--workload", "spirals", "--only", "halving", "optuna_sequential", "--compilation-cache",
+            str(tmp_path / "cache"), "--out", str(tmp_path))
+    runs = []
+    for _ in range(2):  # the first fills the cache, the second reads it
+        out = script("search_showcase.py", *args)
+        header, *rows = [r for r in table_rows(out) if r[0] == "method" or r[0].startswith("(")]
+        runs.append({r[0].split()[0]: dict(zip(header, r)) for r in rows})
+        assert "1470 train / 367 validation / 459 test" in out and "Goal: successive halving" in out
+    stem = tmp_path / "search_showcase_spirals_only_halving_optuna_sequential"
+    assert stem.with_suffix(".md").read_text() in out and stem.with_suffix(".png").stat().st_size > 10_000
+    cold, warm = runs
+    assert list(cold) == list(warm) == ["(b)", "(e)"]
+    assert cold["(e)"]["wall / Optuna sequential"] == "1.000" and float(cold["(b)"]["wall / Optuna sequential"]) > 0
+    for key in ("(b)", "(e)"):
+        assert 0.6 < float(cold[key]["best val. accuracy"]) <= 1, cold[key]  # chance is 0.5
+        # a program read from the cache is the same executable: the same search finds the same numbers
+        for column in ("best val. accuracy", "test accuracy (that config)", "training steps"):
+            assert warm[key][column] == cold[key][column], (key, column)
+        assert int(cold[key]["programs compiled"]) >= 1 and cold[key]["cache hits"] == "0", cold[key]
+        assert warm[key]["programs compiled"] == "0" and int(warm[key]["cache hits"]) >= 1, warm[key]
+        assert 0 < float(warm[key]["compile s"]) < float(cold[key]["compile s"]), (cold[key], warm[key])
