@@ -385,12 +385,17 @@ def _chunk_program(values, seeds, key, shared, *, run, names, inner_names, inner
             hp, run_key, s = lax.optimization_barrier((hp, jax.random.fold_in(key, seed if seeded else 0), s))
             return fn(hp, run_key) if s is None else fn(hp, run_key, s)
 
-        # Shared data is broadcast to the chunk's run axis, so every product in the vmapped runs is a
-        # batched one with the run axis leading (no per-step transposes; see network.train_many).
-        batched = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (chunk,) + a.shape), shared)
+        # Shared data (floating point) is broadcast to the chunk's run axis, so every product in the vmapped runs
+        # is a batched one with the run axis leading (no per-step transposes; see network.train_many). Shared
+        # integers (step counts, indices) stay unbatched: loops and conditions on them stay a loop and a cond,
+        # not selects over both branches.
+        data = lambda a: jnp.issubdtype(a.dtype, jnp.inexact)
+        spread = jax.tree_util.tree_map(lambda a: 0 if data(a) else None, shared)
+        batched = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (chunk,) + a.shape) if data(a) else a, shared)
 
         def flat():
-            return jax.vmap(lambda v, sd, s: one(dict(zip(names, v)), sd, s))(values, seeds, batched)
+            return jax.vmap(lambda v, sd, s: one(dict(zip(names, v)), sd, s), in_axes=(0, 0, spread))(
+                values, seeds, batched)
 
         if inner == 1:
             return lax.optimization_barrier(flat())
@@ -403,10 +408,12 @@ def _chunk_program(values, seeds, key, shared, *, run, names, inner_names, inner
         across = {n: jax.tree_util.tree_map(lambda x: rows(x)[0], v) for n, v in zip(names, values) if n in inner_names}
 
         def row(o, s):
-            return jax.vmap(lambda i, sd, s1: one({n: {**o, **i}[n] for n in names}, sd, s1))(across, rows(seeds)[0], s)
+            return jax.vmap(lambda i, sd, s1: one({n: {**o, **i}[n] for n in names}, sd, s1),
+                            in_axes=(0, 0, spread))(across, rows(seeds)[0], s)
 
         try:
-            out = jax.vmap(row)(outer, jax.tree_util.tree_map(rows, batched))
+            out = jax.vmap(row, in_axes=(0, spread))(outer, jax.tree_util.tree_map(
+                lambda a: rows(a) if data(a) else a, batched))
         except NotImplementedError:  # a batching rule JAX lacks for nested vmaps (seen: a grouped convolution's
             return lax.optimization_barrier(flat())  # gradient inside shard_map, jax 0.10): one flat vmap
         return lax.optimization_barrier(jax.tree_util.tree_map(lambda x: x.reshape((chunk,) + x.shape[2:]), out))

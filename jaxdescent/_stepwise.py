@@ -606,7 +606,8 @@ def _pbt_rounds(hp, key, config, report):
                                                                     *column) for column in zip(*rounds))
     state = state if config.every is None else state["state"]
     best = int(best)
-    return hp, state, hp_rounds, scores, sources, best, jax.tree_util.tree_map(lambda x: x[best], state), steps_run
+    return hp, state, hp_rounds, scores, sources, best, jax.tree_util.tree_map(lambda x: np.asarray(x)[best], state), \
+        steps_run
 
 
 def pbt(

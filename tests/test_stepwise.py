@@ -338,7 +338,7 @@ def test_pbt_on_several_threads_has_the_history_of_one(monkeypatch):
         shared.clear()
         found = pbt(target_init, target_advance, {"lr": lr}, **settings)
         got[threads] = (found.history.to_pandas(), found.state)
-        assert (max(shared) > 1) == (threads > 1)  # with threads, each round's chunks were shared among them
+        assert any(n > 1 for n in shared) == (threads > 1)  # with threads, each round's chunks were shared
     assert got[1][0].equals(got[3][0])
     jax.tree_util.tree_map(np.testing.assert_array_equal, got[1][1], got[3][1])
 
