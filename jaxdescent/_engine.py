@@ -894,28 +894,28 @@ def _on_device(x: np.ndarray, impl, mesh, gather: bool):
     return x if impl is None else jax.random.wrap_key_data(x, impl=impl)
 
 
+def _pick(coords: Coords, names: tuple, runs):
+    """The coordinates of runs ``runs`` (run numbers, NumPy or JAX): each of ``names``' values and the run's index
+    on the ``"seed"`` axis (seed i runs with ``fold_in(key, i)``, whatever the axis' coordinate is named)."""
+    shape = coords.shape
+    index = {d: (runs // math.prod(shape[i + 1:])) % shape[i] for i, d in enumerate(coords.axes)}
+    by_name = dict(zip(coords.names, zip(coords.dims, coords.values)))
+    values = [jax.tree_util.tree_map(lambda v: v[index[dim]], value) for dim, value in (by_name[n] for n in names)]
+    return values, index["seed"] if "seed" in index else runs * 0
+
+
 class _Inputs:
     """The coordinates of the runs of each call, picked on the host: call ``g`` holds runs ``[g * size, (g + 1) *
-    size)`` (the last call repeats the last run), each coordinate's value of those runs along the run axis."""
+    size)`` (the last call repeats the last run)."""
 
     def __init__(self, coords: Coords, names: tuple, size: int):
-        self.size, self.num_runs = size, math.prod(coords.shape)
-        axes, shape = coords.axes, coords.shape
-        self.strides = {d: (math.prod(shape[i + 1:]), shape[i]) for i, d in enumerate(axes)}
-        by_name = dict(zip(coords.names, zip(coords.dims, coords.values)))
-        self.values = [(by_name[n][0], jax.tree_util.tree_map(_host, by_name[n][1])) for n in names]
-        self.seeded = "seed" in coords.dims
-
-    def _index(self, runs, dim):
-        stride, length = self.strides[dim]
-        return (runs // stride) % length
+        self.coords = jax.tree_util.tree_map(_host, coords)  # keys as key data
+        self.names, self.size, self.num_runs = names, size, math.prod(coords.shape)
 
     def at(self, g: int):
-        runs = np.minimum(np.arange(g * self.size, (g + 1) * self.size), self.num_runs - 1)
-        values = [jax.tree_util.tree_map(lambda v: v[self._index(runs, dim)], value) for dim, value in self.values]
-        # seed i of the "seed" axis runs with fold_in(key, i), whatever the axis' coordinate is named
-        seeds = (self._index(runs, "seed") if self.seeded else np.zeros_like(runs)).astype(np.int32)
-        return values, seeds
+        runs = np.minimum(np.arange(g * self.size, (g + 1) * self.size, dtype=np.int64), self.num_runs - 1)
+        values, seeds = _pick(self.coords, self.names, runs)
+        return values, seeds.astype(np.int32)
 
 
 def _run_traced(program, settings, coords: Coords, key, shared, layout: Plan):
@@ -923,15 +923,11 @@ def _run_traced(program, settings, coords: Coords, key, shared, layout: Plan):
     ``lax.map``, the coordinates picked on the device; the metrics on the grid's axes."""
     num_runs, group = layout.num_runs, layout.runs_per_call
     runs = jnp.minimum(jnp.arange(layout.num_calls * group, dtype=jnp.int32), num_runs - 1)
-    shape = coords.shape
-    strides = {d: (math.prod(shape[i + 1:]), shape[i]) for i, d in enumerate(coords.axes)}
-    index = {d: (runs // stride) % length for d, (stride, length) in strides.items()}
-    by_name = dict(zip(coords.names, zip(coords.dims, coords.values)))
+    values, seeds = _pick(jax.tree_util.tree_map(lambda v: jnp.asarray(_key_data(v)), coords), settings["names"], runs)
     calls = lambda x: x.reshape((layout.num_calls, group) + x.shape[1:])
-    values = [jax.tree_util.tree_map(lambda v: calls(jnp.asarray(_key_data(v))[index[dim]]), value)
-              for dim, value in (by_name[n] for n in settings["names"])]
-    seeds = calls(index["seed"] if "seed" in index else jnp.zeros_like(runs))
-    out = lax.map(lambda a: program(a[0], a[1], key, shared, **settings), (values, seeds))
+    out = lax.map(lambda a: program(a[0], a[1], key, shared, **settings),
+                  jax.tree_util.tree_map(calls, (values, seeds)))
+    shape = coords.shape
     return jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:])[:num_runs].reshape(shape + x.shape[2:]), out)
 
 
