@@ -16,12 +16,11 @@ user's callable never sees.
 Python raises ``KeyboardInterrupt`` only between bytecodes, and a thread
 blocked in XLA never returns to Python until its program ends. So the
 engine dispatches its programs asynchronously and waits for them here, in
-short sleeps that Ctrl-C interrupts. A call on one thread is abandoned at
-once (the interrupt arrives within a fraction of a second; the program runs
-to its end in the background); a call split over threads first lets them
-end their share of the piece (seconds: pieces hold about 30 s of
-*estimated* work on all cores, an overestimate). The piece in progress is not
-saved; every finished piece is kept.
+short sleeps that Ctrl-C interrupts. On one thread the calls are abandoned
+at once (the interrupt arrives within a fraction of a second; the programs
+run to their end in the background); calls shared among threads first let
+each thread end the call it is in (one chunk of runs) and start no other.
+The piece in progress is not saved; every finished piece is kept.
 """
 
 import contextlib
@@ -238,55 +237,43 @@ def wait(arrays) -> None:
         pause = min(2 * pause, POLL_SECONDS)
 
 
-def in_threads(task: Callable[[int], object], count: int) -> list:
-    """``[task(0), ..., task(count - 1)]``, each in its own thread, waited for in sleeps Ctrl-C interrupts.
+def in_calls(call: Callable[[object], object], args: list, threads: int) -> list:
+    """``[call(a) for a in args]``, shared among ``threads`` threads (each takes the next call when it is free),
+    waited for in sleeps Ctrl-C interrupts.
 
-    On Ctrl-C the threads end their call (their share of one piece) before
-    ``KeyboardInterrupt`` is raised: a process that exits while a thread is
-    inside XLA can abort (seen: the CLI, twice Ctrl-C under load, exit status
-    -6), as could a notebook's next call. Pieces are sized to a few seconds
-    of work (``jaxdescent._cost``), so the interrupt follows within them.
+    On Ctrl-C no thread starts another call, and each ends the one it is in
+    (one chunk of runs) before ``KeyboardInterrupt`` is raised: a process that
+    exits while a thread is inside XLA can abort (seen: the CLI, twice Ctrl-C
+    under load, exit status -6), as could a notebook's next call.
     """
-    results, errors = [None] * count, []
+    if threads <= 1 or len(args) == 1:
+        return [call(a) for a in args]
+    results, errors, lock, todo, stop = [None] * len(args), [], threading.Lock(), iter(range(len(args))), []
 
-    def run(i):
+    def run():
         try:
-            results[i] = task(i)
+            while not stop and not errors:
+                with lock:
+                    n = next(todo, None)
+                if n is None:
+                    return
+                results[n] = call(args[n])
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
             errors.append(e)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    _start(threads)
+    workers = [threading.Thread(target=run) for _ in range(min(threads, len(args)))]
+    _start(workers)
     try:
-        for t in threads:
+        for t in workers:
             while t.is_alive():
                 t.join(POLL_SECONDS)
-    except BaseException:  # Ctrl-C: the lanes end their call first (a lane inside XLA at exit aborts the process)
-        for t in threads:
+    except BaseException:  # Ctrl-C: the threads end their call first (a thread inside XLA at exit aborts)
+        stop.append(True)
+        for t in workers:
             t.join()
         raise
     if errors:
         raise errors[0]
-    return results
-
-
-def in_calls(call: Callable[[int], object], indices, threads: int) -> list:
-    """``[call(i) for i in indices]``, shared among ``threads`` threads (each takes the next index when it is
-    free), waited for in sleeps Ctrl-C interrupts (see :func:`in_threads`)."""
-    indices = list(indices)
-    if threads <= 1 or len(indices) == 1:
-        return [call(i) for i in indices]
-    results, lock, todo = [None] * len(indices), threading.Lock(), iter(range(len(indices)))
-
-    def task(_):
-        while True:
-            with lock:
-                n = next(todo, None)
-            if n is None:
-                return
-            results[n] = call(indices[n])
-
-    in_threads(task, min(threads, len(indices)))
     return results
 
 
