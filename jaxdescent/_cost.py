@@ -66,6 +66,9 @@ CONVOLUTION_CHUNK = 8  # the widest chunk of runs whose convolution kernels vary
 PIECE_SECONDS = 30.0  # estimated work per piece, on all cores
 WORK_PER_SECOND = 1e10  # one core; measured: 4e10 (minibatch MLP), 6e10 (full-batch MLP)
 SECONDS_PER_OPERATION = 1e-8  # one core, per operation of a chunk; measured: 2e-9 (the sextic's chunk of 256)
+CALL_SECONDS = 0.05  # estimated work per call of the program: its fixed host cost (~0.15 ms: picking its runs,
+# transfers, dispatch, reading back; measured on the sextic) stays under ~1% of the real work (estimates run high)
+MOST_CHUNKS_PER_CALL = 64  # so that a call of many tiny chunks stays one small loop (and padding one call is cheap)
 
 
 # What a value of one run's program varies with: the point's hyperparameters, the seed (or key), both, neither.
@@ -237,6 +240,16 @@ def seconds(cost: RunCost, chunk: int = 1) -> float:
     """One run's estimated time on one core in a chunk of ``chunk`` runs (an overestimate: see the module
     docstring)."""
     return cost.work / WORK_PER_SECOND + cost.operations * SECONDS_PER_OPERATION / max(chunk, 1)
+
+
+def chunks_per_call(cost: RunCost, *, chunk: int, num_runs: int, cores: int) -> int:
+    """Chunks one call of the program computes (one after another, in a loop): about ``CALL_SECONDS`` of estimated
+    work, a power of two, at most ``MOST_CHUNKS_PER_CALL`` and no more than leaves a call for every core. It
+    depends on the run and the chunk alone once the grid holds that many calls, so larger grids share the
+    program."""
+    wanted = CALL_SECONDS / max(chunk * seconds(cost, chunk), 1e-12)
+    fill = -(-num_runs // (max(chunk, 1) * max(cores, 1)))
+    return _floor_power_of_two(int(max(1, min(wanted, MOST_CHUNKS_PER_CALL, fill))))
 
 
 def piece_runs(cost: RunCost, *, chunk: int, cores: int, most: int) -> int:

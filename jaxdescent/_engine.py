@@ -363,9 +363,11 @@ def _mesh(devices) -> Mesh:
     return Mesh(np.array(devices), ("runs",))
 
 
-def _chunk_program(values, seeds, key, shared, *, run, names, inner_names, inner, seeded, mesh, gather, key_impls):
-    """One chunk of runs on each device of ``mesh``: ``values`` holds each run's coordinates (run axis first, a
-    chunk per device), ``seeds`` each run's seed; the metrics, run axis first.
+def _chunk_program(values, seeds, key, shared, *, run, names, inner_names, chunk, inner, seeded, mesh, gather,
+                   key_impls):
+    """Chunks of ``chunk`` runs on each device of ``mesh``, one after another: ``values`` holds each run's
+    coordinates (run axis first, a whole number of chunks per device), ``seeds`` each run's seed; the metrics,
+    run axis first.
 
     The program's shapes are the chunk's alone: a grid of any size, a piece
     anywhere in it and every thread or device run this one program, so a run's
@@ -377,8 +379,14 @@ def _chunk_program(values, seeds, key, shared, *, run, names, inner_names, inner
         # Keys travel as key data (a global array of uint32 works on every process) and are wrapped here.
         key = jax.random.wrap_key_data(key, impl=key_impls[0])
         values = [v if impl is None else jax.random.wrap_key_data(v, impl=impl) for v, impl in zip(values, key_impls[1:])]
-        chunk = seeds.shape[0]
+        count = seeds.shape[0] // chunk
+        if count == 1:
+            return one_chunk(values, seeds, key, shared)
+        split = lambda x: x.reshape((count, chunk) + x.shape[1:])
+        out = lax.map(lambda a: one_chunk(a[0], a[1], key, shared), jax.tree_util.tree_map(split, (values, seeds)))
+        return jax.tree_util.tree_map(lambda x: x.reshape((count * chunk,) + x.shape[2:]), out)
 
+    def one_chunk(values, seeds, key, shared):
         def one(hp, seed, s):
             # Barriers around the run keep XLA from fusing it with the code around it (picking its inputs,
             # placing its outputs): fused differently, a*b + c is contracted into FMAs differently.
@@ -435,7 +443,7 @@ def _inner(chunk: int, row: int) -> int:
     return row if chunk % row == 0 else chunk if row % chunk == 0 else 1
 
 
-_STATIC = ("run", "names", "inner_names", "inner", "seeded", "mesh", "gather", "key_impls")
+_STATIC = ("run", "names", "inner_names", "chunk", "inner", "seeded", "mesh", "gather", "key_impls")
 
 # Custom calls into a library that waits for its own tasks on XLA's CPU pool (see _library_calls).
 _LIBRARY_PRIMITIVES = {"eigh", "svd", "lu", "qr", "householder_product", "geqrf", "geqp3", "cholesky", "eig",
@@ -537,17 +545,19 @@ def _trace(run: Static, coords: Coords, shared, on_cpu: bool):
     return _one_run(run, treedef, tuple(leaves), tuple(classes) if on_cpu else None)
 
 
-def default_chunk(run: Callable, coords: Coords, *, shared: Any = None, devices=None) -> int:
-    """The chunk :func:`run_grid` picks for ``coords`` (values, or ``jax.ShapeDtypeStruct`` shapes) by default.
+def default_layout(run: Callable, coords: Coords, *, shared: Any = None, devices=None) -> tuple:
+    """``(chunk, per_call)``: the chunk and the chunks per call :func:`run_grid` picks for ``coords`` (values, or
+    ``jax.ShapeDtypeStruct`` shapes) by default.
 
-    A search passes its smallest population's to every call: a chunk of another width is another program.
+    A search passes its smallest population's to every call: another layout is another program.
     """
     on_cpu = _mesh(devices).devices.flat[0].platform == "cpu"
     num_runs = math.prod(coords.shape)
     if not on_cpu:
-        return min(ACCELERATOR_CHUNK_SIZE, num_runs)
+        return min(ACCELERATOR_CHUNK_SIZE, num_runs), 1
     cost = _trace(run if isinstance(run, Static) else Static(run), coords, shared, on_cpu)[2]
-    return _cost.cpu_chunk(cost, num_runs=num_runs, cores=cores(), row=_row(coords))
+    chunk = _cost.cpu_chunk(cost, num_runs=num_runs, cores=cores(), row=_row(coords))
+    return chunk, _cost.chunks_per_call(cost, chunk=chunk, num_runs=num_runs, cores=cores())
 
 
 def _row(coords: Coords) -> int:
@@ -605,30 +615,31 @@ def _global(x, mesh, spec=P()):
 
 
 class Plan(NamedTuple):
-    """How the runs are laid out: calls of ``num_devices`` chunks of ``chunk`` runs (one chunk per device)."""
+    """How the runs are laid out: calls of ``per_call`` chunks of ``chunk`` runs on each of ``num_devices``."""
 
     num_runs: int
     num_devices: int
     chunk: int
+    per_call: int = 1
 
     @property
     def runs_per_call(self) -> int:
-        return self.num_devices * self.chunk
+        return self.num_devices * self.per_call * self.chunk
 
     @property
     def num_calls(self) -> int:
         return -(-self.num_runs // self.runs_per_call)
 
 
-def plan(num_runs: int, num_devices: int, chunk_size: int) -> Plan:
-    """Chunks of ``min(chunk_size, num_runs)`` runs, one per device in each call; the last call padded.
+def plan(num_runs: int, num_devices: int, chunk_size: int, per_call: int = 1) -> Plan:
+    """Chunks of ``min(chunk_size, num_runs)`` runs, ``per_call`` per device in each call; the last call padded.
 
     The chunk (the vmapped width every run is computed at) depends on
     ``chunk_size`` and the grid alone, never on the devices or the pieces:
     XLA fuses, and so contracts ``a*b + c`` into fused multiply-adds,
     according to that width, so a run's bits depend on it.
     """
-    return Plan(num_runs, num_devices, max(1, min(chunk_size, num_runs)))
+    return Plan(num_runs, num_devices, max(1, min(chunk_size, num_runs)), per_call)
 
 
 def fingerprint(run: Callable, hp_example: dict, key, *, callbacks: bool = False) -> tuple:
@@ -729,6 +740,7 @@ def run_grid(
     progress: _progress.Progress = True,
     describe: Optional[dict] = None,
     shared: Any = None,
+    per_call: Optional[int] = None,
 ):
     """Runs ``run(hp, key)`` for every point of ``coords``' grid; the metrics pytree with the run axes first.
 
@@ -744,8 +756,10 @@ def run_grid(
     rerun resumes (see :mod:`jaxdescent.results`); ``describe`` is JSON-able
     configuration recorded beside them. ``shared`` (data every run reads) is
     passed as ``run(hp, key, shared)``, a traced argument: new data of the same
-    shapes does not recompile. The program's shapes are one call's (a chunk
-    per device), so grids of any size with the same chunk share it.
+    shapes does not recompile. The program's shapes are one call's
+    (``per_call`` chunks per device, default from the run's cost: about
+    ``_cost.CALL_SECONDS`` of work), so grids of any size with the same
+    layout share it.
     """
     if not isinstance(run, Static):
         run = Static(run)
@@ -779,18 +793,22 @@ def run_grid(
         check_size(num_runs, per_run)
         if auto:
             chunk_size = _cost.cpu_chunk(cost, num_runs=num_runs, cores=cores(), row=row)
-    layout = plan(num_runs, mesh.devices.size, chunk_size)
-    chunk, group = layout.chunk, layout.runs_per_call
+    chunk = max(1, min(chunk_size, num_runs))
+    if per_call is None:
+        per_call = 1 if cost is None else _cost.chunks_per_call(cost, chunk=chunk, num_runs=num_runs, cores=cores())
+    layout = plan(num_runs, mesh.devices.size, chunk_size, per_call)
+    group = layout.runs_per_call
     if piece_runs is None:
         most = PIECE_RUNS if out is not None else MAX_RUNS  # a saved piece is a file; in memory, only time counts
         piece_runs = most if cost is None else _cost.piece_runs(cost, chunk=chunk, cores=cores(), most=most)
+        piece_runs = piece_runs // group * group or piece_runs  # whole calls where a piece holds one
     piece_runs = min(piece_runs, num_runs)
     key_metrics = not traced and any(_is_key_type(x) for x in jax.tree_util.tree_leaves(out_info))
     report = _progress.callback(progress)
     inner = _inner(chunk, row)
     dim_of = dict(zip(coords.names, coords.dims))
     settings = dict(run=run, names=names, inner_names=tuple(n for n in names if dim_of[n] == coords.axes[-1]),
-                    inner=inner, seeded="seed" in coords.dims, mesh=mesh, gather=gather,
+                    chunk=chunk, inner=inner, seeded="seed" in coords.dims, mesh=mesh, gather=gather,
                     key_impls=(_key_impl(key), *(_key_impl(v) for n, v in zip(coords.names, coords.values)
                                                  if n != "seed")))
     # compiler_options are only accepted on a top-level jit, not inside the caller's own jit.
@@ -858,17 +876,23 @@ def run_grid(
     if jax.config.jax_debug_nans or jax.config.jax_debug_infs:  # checked by jit's dispatch, in the calling thread
         threads = 1
 
+    last = {}  # the last call of the piece before (a piece that ends inside a call leaves the rest to the next)
+
     def piece(start, stop):  # runs [start, stop) as host arrays, one per leaf
-        first = start // group
+        first, todo = start // group, range(start // group, -(-stop // group))
+        new = [g for g in todo if g not in last]
         ready()
-        args = [arguments(g) for g in range(first, -(-stop // group))]
+        args = [arguments(g) for g in new]
         if threads > 1:
             parts = _progress.in_calls(lambda a: fetch(jax.block_until_ready(dispatch(a))), args, threads)
         else:  # every call dispatched, then waited for in sleeps that Ctrl-C interrupts
             results = [dispatch(a) for a in args]
             _progress.wait(jax.tree_util.tree_leaves(results))
             parts = [fetch(r) for r in results]
-        return [np.concatenate(p)[start - first * group: stop - first * group] for p in zip(*parts)]
+        done = {**last, **dict(zip(new, parts))}
+        last.clear()
+        last[todo[-1]] = done[todo[-1]]
+        return [np.concatenate(p)[start - first * group: stop - first * group] for p in zip(*(done[g] for g in todo))]
 
     if out is None:
         parts = []

@@ -435,13 +435,13 @@ def successive_halving(
             coord, dims = coord + [(_SEED, np.arange(seeds, dtype=np.int32))], dims + ["seed"]
         return _engine.Coords(coord, dims)
 
-    # One chunk for every rung: the engine would pick one per call from its number of runs, and a chunk of
-    # another width is another program. The engine's default for the last rung (the fewest runs) pads no rung.
+    # One layout for every rung: the engine would pick a chunk (and chunks per call) from each rung's number of
+    # runs, and another layout is another program. The engine's default for the last rung (the fewest runs)
+    # pads no rung.
     last = (sizes[-1],) if seeds is None else (sizes[-1], seeds)
-    chunk = _engine.default_chunk(run, coords([(n, jax.ShapeDtypeStruct((sizes[-1],), v.dtype)) for n, v in items],
-                                              jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(
-                                                  last + s.shape, s.dtype), state_shape)),
-                                  shared=np.zeros(2, np.int32))
+    fewest = coords([(n, jax.ShapeDtypeStruct((sizes[-1],), v.dtype)) for n, v in items],
+                    jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(last + s.shape, s.dtype), state_shape))
+    chunk, per_call = _engine.default_layout(run, fewest, shared=np.zeros(2, np.int32))
 
     alive = np.arange(len(items[0][1]))
     lead = (len(alive),) if seeds is None else (len(alive), seeds)
@@ -453,7 +453,7 @@ def successive_halving(
         on_runs = None if report is None else _progress.relay(
             report, lambda runs, _, rung=rung: report(int(before[rung] + runs * stretch[rung]), int(before[-1])))
         state, metrics = _engine.run_grid(run, coords([(n, v[alive]) for n, v in items], state), key=key,
-                                          chunk_size=chunk,
+                                          chunk_size=chunk, per_call=per_call,
                                           shared=np.array([total - stretch[rung], total], np.int32),
                                           progress=on_runs or False)
         state = jax.tree_util.tree_map(np.asarray, state)  # survivors are picked on the host: no program
