@@ -66,9 +66,11 @@ CONVOLUTION_CHUNK = 8  # the widest chunk of runs whose convolution kernels vary
 PIECE_SECONDS = 30.0  # estimated work per piece, on all cores
 WORK_PER_SECOND = 1e10  # one core; measured: 4e10 (minibatch MLP), 6e10 (full-batch MLP)
 SECONDS_PER_OPERATION = 1e-8  # one core, per operation of a chunk; measured: 2e-9 (the sextic's chunk of 256)
-CALL_SECONDS = 0.05  # estimated work per call of the program: its fixed host cost (~0.15 ms: picking its runs,
-# transfers, dispatch, reading back; measured on the sextic) stays under ~1% of the real work (estimates run high)
-MOST_CHUNKS_PER_CALL = 64  # so that a call of many tiny chunks stays one small loop (and padding one call is cheap)
+# Estimated work per call of the program, so that its fixed host cost (~0.3 ms: picking its runs, transfers,
+# dispatch, reading back) stays small. Measured on the 10^6-run sextic sweep (whose estimate runs ~40x high), in
+# seconds for all runs at 0.005 / 0.05 / 0.2 / 1: 0.46 / 0.16 / 0.13 / 0.14 (experiments/benchmarks/sweep_throughput.py).
+CALL_SECONDS = 0.2
+MOST_CHUNKS_PER_CALL = 256  # a call of many tiny chunks stays one loop; padding a grid's last call stays cheap
 
 
 # What a value of one run's program varies with: the point's hyperparameters, the seed (or key), both, neither.

@@ -41,15 +41,15 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxdescent import _cost, _progress, _validate
+from jaxdescent import _compat, _cost, _progress, _validate
 
 CHUNK_SIZE = _cost.CHUNK_SIZE  # the widest default chunk on CPU (see jaxdescent._cost)
 ACCELERATOR_CHUNK_SIZE = 1 << 20  # GPU/TPU: enough runs in flight to fill the chip
 PIECE_RUNS = 1 << 16  # the most runs per saved piece by default (see jaxdescent._cost.piece_runs)
 MAX_RUNS = 2**31 - 1  # run numbers are int32 on the device
 CPU_THREADS = None  # threads on CPU in all, shared among the CPU devices (None: one per core; see cpu_threads)
-# Per-compile options touch only this program, never the process: safe to set by default on CPU.
-_CPU_COMPILER_OPTIONS = {"xla_cpu_prefer_vector_width": "512"}
+# No per-compile options: xla_cpu_prefer_vector_width=512 (set here before) made XLA's compile of a minibatch MLP's
+# program 1.4 s longer (3.7 s against 2.35 s) for no gain on three workloads and 3.5% on the 10^6-run sextic sweep.
 
 
 # ---------------------------------------------------------------- static configuration
@@ -583,10 +583,7 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-_jitted = {
-    "cpu": jax.jit(_chunk_program, static_argnames=_STATIC, compiler_options=_CPU_COMPILER_OPTIONS),
-    "other": jax.jit(_chunk_program, static_argnames=_STATIC),
-}
+_program = jax.jit(_chunk_program, static_argnames=_STATIC)
 
 
 def _is_key(x) -> bool:
@@ -811,12 +808,10 @@ def run_grid(
                     chunk=chunk, inner=inner, seeded="seed" in coords.dims, mesh=mesh, gather=gather,
                     key_impls=(_key_impl(key), *(_key_impl(v) for n, v in zip(coords.names, coords.values)
                                                  if n != "seed")))
-    # compiler_options are only accepted on a top-level jit, not inside the caller's own jit.
-    program = _jitted["cpu" if on_cpu and not traced else "other"]
     key = _global(key, mesh)
     shared_global = jax.tree_util.tree_map(lambda v: _global(v, mesh), shared)
     if traced:
-        return _run_traced(program, settings, coords, key, shared_global, layout)
+        return _run_traced(settings, coords, key, shared_global, layout)
     if out is not None:  # what the folder will hold, checked before anything is compiled
         from jaxdescent import results
 
@@ -845,10 +840,13 @@ def run_grid(
                                             "jax.random.key_data(key) instead")
         fields = {n: (tuple(leaf.shape), np.dtype(leaf.dtype).str) for n, leaf in zip(stems, leaves)}
     inputs = _Inputs(coords, names, group)
-    split = lambda tree: jax.tree_util.tree_map(lambda v: _global(v, mesh, P("runs")), tree)
+    one_device = mesh.devices.size == 1 and not gather
+    x64 = jax.config.jax_enable_x64  # the caller's (a context manager sets it in the calling thread only)
 
-    def arguments(g):  # the runs of call g, [g * group, (g + 1) * group) (padded at the end), on the devices
-        return split(inputs.at(g))  # put there from this thread, under the caller's settings (enable_x64, ...)
+    def arguments(g):  # the runs of call g, [g * group, (g + 1) * group) (padded at the end)
+        if one_device:  # NumPy arrays: jit's dispatch puts them on the device at the least cost
+            return inputs.at(g)
+        return jax.tree_util.tree_map(lambda v: _global(v, mesh, P("runs")), inputs.at(g))
 
     compiled = []
 
@@ -857,11 +855,13 @@ def run_grid(
         # default_matmul_precision, ...) hold in this thread only, and the program must be traced under them.
         if not compiled:
             with _progress.compiling(report, f"{getattr(run.value, '__name__', 'fn')} for {num_runs:,} runs"):
-                compiled.append(program.lower(*arguments(0), key, shared_global, **settings).compile())
+                compiled.append(_program.lower(*arguments(0), key, shared_global, **settings).compile())
 
     def dispatch(args):  # one call, dispatched asynchronously
-        return compiled[0](*args, key, shared_global) if threads > 1 else program(*args, key, shared_global,
-                                                                                   **settings)
+        if threads == 1:
+            return _program(*args, key, shared_global, **settings)
+        with _compat.enable_x64(x64):  # from another thread: its arguments' dtypes as the caller's
+            return compiled[0](*args, key, shared_global)
 
     def fetch(result):  # its metrics as host arrays, one per leaf
         leaves = jax.tree_util.tree_leaves(result)
@@ -882,11 +882,10 @@ def run_grid(
         first, todo = start // group, range(start // group, -(-stop // group))
         new = [g for g in todo if g not in last]
         ready()
-        args = [arguments(g) for g in new]
         if threads > 1:
-            parts = _progress.in_calls(lambda a: fetch(jax.block_until_ready(dispatch(a))), args, threads)
-        else:  # every call dispatched, then waited for in sleeps that Ctrl-C interrupts
-            results = [dispatch(a) for a in args]
+            parts = _progress.in_calls(lambda g: fetch(jax.block_until_ready(dispatch(arguments(g)))), new, threads)
+        else:  # every call dispatched (its inputs picked while the one before runs), then waited for in sleeps
+            results = [dispatch(arguments(g)) for g in new]  # that Ctrl-C interrupts
             _progress.wait(jax.tree_util.tree_leaves(results))
             parts = [fetch(r) for r in results]
         done = {**last, **dict(zip(new, parts))}
@@ -942,14 +941,14 @@ class _Inputs:
         return values, seeds.astype(np.int32)
 
 
-def _run_traced(program, settings, coords: Coords, key, shared, layout: Plan):
+def _run_traced(settings, coords: Coords, key, shared, layout: Plan):
     """The runs inside the caller's ``jit`` or ``vmap``: every call of the chunk program one after another under
     ``lax.map``, the coordinates picked on the device; the metrics on the grid's axes."""
     num_runs, group = layout.num_runs, layout.runs_per_call
     runs = jnp.minimum(jnp.arange(layout.num_calls * group, dtype=jnp.int32), num_runs - 1)
     values, seeds = _pick(jax.tree_util.tree_map(lambda v: jnp.asarray(_key_data(v)), coords), settings["names"], runs)
     calls = lambda x: x.reshape((layout.num_calls, group) + x.shape[1:])
-    out = lax.map(lambda a: program(a[0], a[1], key, shared, **settings),
+    out = lax.map(lambda a: _program(a[0], a[1], key, shared, **settings),
                   jax.tree_util.tree_map(calls, (values, seeds)))
     shape = coords.shape
     return jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:])[:num_runs].reshape(shape + x.shape[2:]), out)

@@ -54,9 +54,7 @@ thread per core (``_engine.cpu_threads``; a run with a
 library call such as ``eigh`` stays on one thread, see
 ``_engine._library_calls``); the CPU is not split into devices. If JAX had
 started first, the first CPU sweep warns once; :func:`use_fast_cpu_flags` or ``XLA_FLAGS`` set
-to :func:`fast_cpu_flags` in the environment are the manual ways. A 512-bit
-preferred vector width is passed per compilation
-(``jax.jit(..., compiler_options=...)``) and needs nothing. A run with one
+to :func:`fast_cpu_flags` in the environment are the manual ways. A run with one
 parameter makes each step one loop over its chunk (``descent._loop``). On GPU and TPU
 none of this applies.
 """

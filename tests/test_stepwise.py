@@ -499,3 +499,48 @@ def test_pbt_with_one_member_keeps_its_hyperparameters():
                 steps_per_round=2, num_rounds=3, explore=scale_lr)
     assert found.history.hp["lr"].ravel().tolist() == [pytest.approx(0.1)] * 3
     assert found.history.copied_from.ravel().tolist() == [0, 0, 0]
+
+
+PBT_ON_DEVICES = """
+import sys, numpy as np, jax, jax.numpy as jnp
+from jax import lax
+import jaxdescent
+assert jax.device_count() == int(sys.argv[1]), jax.devices()
+
+def init(hp, key):
+    return {"w": jax.random.uniform(key, (3,), minval=-1.0, maxval=1.0)}
+
+def advance(hp, state, key, num_steps):  # noisy gradient descent on a quadratic: keys matter
+    def step(i, w):
+        return w - hp["lr"] * (2 * (w - 3.0) + 0.1 * jax.random.normal(jax.random.fold_in(key, i), (3,)))
+    w = lax.fori_loop(0, num_steps, step, state["w"])
+    return {"w": w}, {"loss": jnp.sum((w - 3.0) ** 2)}
+
+explore = lambda hp, key: {"lr": hp["lr"] * jnp.where(jax.random.bernoulli(key), 1.2, 0.8)}
+found = jaxdescent.pbt(init, advance, {"lr": np.linspace(0.001, 0.05, 24).astype(np.float32)}, metric="loss",
+                       mode="min", steps_per_round=5, num_rounds=6, explore=explore, key=jax.random.key(3),
+                       progress=False)
+frame = found.history.to_pandas()
+np.savez(sys.argv[2], **{c: frame[c].to_numpy() for c in frame.columns}, w=np.asarray(found.state["w"]))
+"""
+
+
+@pytest.mark.slow
+def test_pbt_split_over_devices_has_the_history_of_one_device(tmp_path):
+    """Each round's members split over 1, 2 or 3 CPU devices (fresh processes): the same history and states."""
+    import os
+    import subprocess
+    import sys
+
+    got = []
+    for n in (1, 2, 3):
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu")
+        path = tmp_path / f"{n}.npz"
+        done = subprocess.run([sys.executable, "-c", PBT_ON_DEVICES, str(n), str(path)], env=env,
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        got.append(dict(np.load(path)))
+    for other in got[1:]:
+        assert other.keys() == got[0].keys()
+        for k in got[0]:
+            np.testing.assert_array_equal(other[k], got[0][k], err_msg=k)
