@@ -441,7 +441,9 @@ def successive_halving(
     last = (sizes[-1],) if seeds is None else (sizes[-1], seeds)
     fewest = coords([(n, jax.ShapeDtypeStruct((sizes[-1],), v.dtype)) for n, v in items],
                     jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(last + s.shape, s.dtype), state_shape))
-    chunk, per_call = _engine.default_layout(run, fewest, shared=np.zeros(2, np.int32))
+    # A call of one chunk: a rung's runs are trainings (the host's cost per call is nothing beside them), and the
+    # cost model counts a while loop's body once, so it would take a rung's blocks for tiny runs.
+    chunk = _engine.default_layout(run, fewest, shared=np.zeros(2, np.int32))[0]
 
     alive = np.arange(len(items[0][1]))
     lead = (len(alive),) if seeds is None else (len(alive), seeds)
@@ -453,7 +455,7 @@ def successive_halving(
         on_runs = None if report is None else _progress.relay(
             report, lambda runs, _, rung=rung: report(int(before[rung] + runs * stretch[rung]), int(before[-1])))
         state, metrics = _engine.run_grid(run, coords([(n, v[alive]) for n, v in items], state), key=key,
-                                          chunk_size=chunk, per_call=per_call,
+                                          chunk_size=chunk, per_call=1,
                                           shared=np.array([total - stretch[rung], total], np.int32),
                                           progress=on_runs or False)
         state = jax.tree_util.tree_map(np.asarray, state)  # survivors are picked on the host: no program
