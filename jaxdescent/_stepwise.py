@@ -343,9 +343,9 @@ def successive_halving(
     values and the same chunk width (the engine's default for the last rung,
     the one with the fewest runs), so neither the number of rungs nor the
     population's size adds a compilation: every rung runs the engine's one
-    program, in as many calls as its runs need. A second search with the same sizes compiles nothing. ``init`` and
-    ``advance`` are static configuration: pass the same function objects to
-    reuse the compilations.
+    program, in as many calls as its runs need. A second search with the
+    same sizes compiles nothing. ``init`` and ``advance`` are static
+    configuration: pass the same function objects to reuse the compilations.
 
     Args:
       init: ``init(hp, key) -> state``.
