@@ -840,11 +840,11 @@ def run_grid(
                                             "jax.random.key_data(key) instead")
         fields = {n: (tuple(leaf.shape), np.dtype(leaf.dtype).str) for n, leaf in zip(stems, leaves)}
     inputs = _Inputs(coords, names, group)
-    one_device = mesh.devices.size == 1 and not gather
+    one_device = mesh.devices.size == 1 and not gather and mesh.devices.flat[0] == jax.devices()[0]
     x64 = jax.config.jax_enable_x64  # the caller's (a context manager sets it in the calling thread only)
 
     def arguments(g):  # the runs of call g, [g * group, (g + 1) * group) (padded at the end)
-        if one_device:  # NumPy arrays: jit's dispatch puts them on the device at the least cost
+        if one_device:  # NumPy arrays: jit's dispatch puts them on the default device at the least cost
             return inputs.at(g)
         return jax.tree_util.tree_map(lambda v: _global(v, mesh, P("runs")), inputs.at(g))
 

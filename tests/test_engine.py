@@ -407,6 +407,9 @@ FOUR_DEVICES = "import jax, jax.numpy as jnp\n" + inspect.getsource(noisy_descen
     axes = {"lr": d["lr"], "sigma": d["sigma"]}
     many = sweep_fn(noisy_descent, axes, seeds=3, chunk_size=2)
     one = sweep_fn(noisy_descent, axes, seeds=3, chunk_size=2, devices=jax.devices()[:1])
+    other = sweep_fn(noisy_descent, axes, seeds=3, chunk_size=2, devices=jax.devices()[2:3])  # not the default
+    assert other.metrics["w"].devices() == {jax.devices()[2]}, other.metrics["w"].devices()
+    np.testing.assert_array_equal(np.asarray(other.metrics["w"]), np.asarray(one.metrics["w"]))
     hp = dict(w0=d["w0"], learning_rate=d["lrs"], num_steps=int(d["num_steps"]), optimizer=optax.sgd,
               hyperparams={"momentum": d["momenta"]})
     many_sweep = sweep(sextic, chunk_size=3, **hp)
