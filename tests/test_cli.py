@@ -502,7 +502,9 @@ def test_ctrl_c_keeps_the_finished_pieces_says_so_and_resumes(tmp_path):
     assert proc.returncode == 130, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     kept = len(list(out.glob("pieces/piece_*.npz")))
-    assert kept >= kept_before + 1  # the piece in progress was finished and saved
+    # nothing lost; the piece in progress, if any, finished and saved (a Ctrl-C between a piece's save and its
+    # report finds none in progress: pieces smaller than a call come out of it in a burst, so this happens)
+    assert kept >= kept_before
     assert f"{kept} finished pieces are kept in {out}/pieces; rerun the same command" in err
     assert not (out / ".lock").exists() and not list(out.glob("**/.*.tmp"))
     run(*LONG, str(out))
