@@ -545,19 +545,17 @@ def _trace(run: Static, coords: Coords, shared, on_cpu: bool):
     return _one_run(run, treedef, tuple(leaves), tuple(classes) if on_cpu else None)
 
 
-def default_layout(run: Callable, coords: Coords, *, shared: Any = None, devices=None) -> tuple:
-    """``(chunk, per_call)``: the chunk and the chunks per call :func:`run_grid` picks for ``coords`` (values, or
-    ``jax.ShapeDtypeStruct`` shapes) by default.
+def default_chunk(run: Callable, coords: Coords, *, shared: Any = None, devices=None) -> int:
+    """The chunk :func:`run_grid` picks for ``coords`` (values, or ``jax.ShapeDtypeStruct`` shapes) by default.
 
-    A search passes its smallest population's to every call: another layout is another program.
+    A search passes its smallest population's to every call: a chunk of another width is another program.
     """
     on_cpu = _mesh(devices).devices.flat[0].platform == "cpu"
     num_runs = math.prod(coords.shape)
     if not on_cpu:
-        return min(ACCELERATOR_CHUNK_SIZE, num_runs), 1
+        return min(ACCELERATOR_CHUNK_SIZE, num_runs)
     cost = _trace(run if isinstance(run, Static) else Static(run), coords, shared, on_cpu)[2]
-    chunk = _cost.cpu_chunk(cost, num_runs=num_runs, cores=cores(), row=_row(coords))
-    return chunk, _cost.chunks_per_call(cost, chunk=chunk, num_runs=num_runs, cores=cores())
+    return _cost.cpu_chunk(cost, num_runs=num_runs, cores=cores(), row=_row(coords))
 
 
 def _row(coords: Coords) -> int:

@@ -435,15 +435,14 @@ def successive_halving(
             coord, dims = coord + [(_SEED, np.arange(seeds, dtype=np.int32))], dims + ["seed"]
         return _engine.Coords(coord, dims)
 
-    # One layout for every rung: the engine would pick a chunk (and chunks per call) from each rung's number of
-    # runs, and another layout is another program. The engine's default for the last rung (the fewest runs)
-    # pads no rung.
+    # One chunk for every rung: the engine would pick one from each rung's number of runs, and a chunk of another
+    # width is another program. The engine's default for the last rung (the fewest runs) pads no rung.
     last = (sizes[-1],) if seeds is None else (sizes[-1], seeds)
     fewest = coords([(n, jax.ShapeDtypeStruct((sizes[-1],), v.dtype)) for n, v in items],
                     jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(last + s.shape, s.dtype), state_shape))
     # A call of one chunk: a rung's runs are trainings (the host's cost per call is nothing beside them), and the
     # cost model counts a while loop's body once, so it would take a rung's blocks for tiny runs.
-    chunk = _engine.default_layout(run, fewest, shared=np.zeros(2, np.int32))[0]
+    chunk = _engine.default_chunk(run, fewest, shared=np.zeros(2, np.int32))
 
     alive = np.arange(len(items[0][1]))
     lead = (len(alive),) if seeds is None else (len(alive), seeds)
