@@ -243,14 +243,21 @@ def in_calls(call: Callable[[object], object], args: list, threads: int) -> list
 
     On Ctrl-C no thread starts another call, and each ends the one it is in
     (one chunk of runs) before ``KeyboardInterrupt`` is raised: a process that
-    exits while a thread is inside XLA can abort (seen: the CLI, twice Ctrl-C
-    under load, exit status -6), as could a notebook's next call.
+    exits while a thread is inside XLA aborts ("FATAL: exception not
+    rethrown"), as could a notebook's next call. A second Ctrl-C raises at
+    once; the threads end their call before the interpreter exits.
+
+    The threads are waited for by an event each, never by ``Thread.join``: on
+    Python 3.11 a join that Ctrl-C interrupts marks the running thread as
+    ended, so the interpreter's exit no longer waits for it (seen: a worker
+    inside ``block_until_ready`` at exit, exit status -6).
     """
     if threads <= 1 or len(args) == 1:
         return [call(a) for a in args]
     results, errors, lock, todo, stop = [None] * len(args), [], threading.Lock(), iter(range(len(args))), []
+    ended = [threading.Event() for _ in range(min(threads, len(args)))]
 
-    def run():
+    def run(done):
         try:
             while not stop and not errors:
                 with lock:
@@ -260,17 +267,18 @@ def in_calls(call: Callable[[object], object], args: list, threads: int) -> list
                 results[n] = call(args[n])
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
             errors.append(e)
+        finally:
+            done.set()
 
-    workers = [threading.Thread(target=run) for _ in range(min(threads, len(args)))]
-    _start(workers)
+    _start([threading.Thread(target=run, args=(done,)) for done in ended])
     try:
-        for t in workers:
-            while t.is_alive():
-                t.join(POLL_SECONDS)
+        for done in ended:
+            while not done.wait(POLL_SECONDS):
+                pass
     except BaseException:  # Ctrl-C: the threads end their call first (a thread inside XLA at exit aborts)
         stop.append(True)
-        for t in workers:
-            t.join()
+        for done in ended:
+            done.wait()
         raise
     if errors:
         raise errors[0]
