@@ -41,7 +41,7 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxdescent import _compat, _cost, _progress, _validate
+from jaxdescent import _compat, _cost, _progress, _validate, results
 
 CHUNK_SIZE = _cost.CHUNK_SIZE  # the widest default chunk on CPU (see jaxdescent._cost)
 ACCELERATOR_CHUNK_SIZE = 1 << 20  # GPU/TPU: enough runs in flight to fill the chip
@@ -768,6 +768,8 @@ def run_grid(
     on_cpu = mesh.devices.flat[0].platform == "cpu"
     traced = _validate.is_traced((coords.values, key, shared))
     row = _row(coords)
+    if chunk_size is None and out is not None and not traced:  # a folder's runs go on with the chunk they began
+        chunk_size = results.saved_chunk(out, list(shape))  # with, whatever this machine's default (None: new)
     auto = chunk_size is None and on_cpu and not traced  # from the run's cost (jaxdescent._cost)
     if chunk_size is None:
         chunk_size = CHUNK_SIZE if on_cpu else ACCELERATOR_CHUNK_SIZE
@@ -811,8 +813,6 @@ def run_grid(
     if traced:
         return _run_traced(settings, coords, key, shared_global, layout)
     if out is not None:  # what the folder will hold, checked before anything is compiled
-        from jaxdescent import results
-
         hp_example = {n: jax.tree_util.tree_map(lambda v: v[0], v) for n, v in zip(coords.names, coords.values)
                       if n != "seed"}
         fn = run if shared is None else Static(lambda hp, k: run.value(hp, k, shared))
@@ -824,8 +824,8 @@ def run_grid(
                 "a run with another body would load these results; run without out= (and save the result yourself), "
                 "or compute the callback's values in JAX")
         config = {"program": digest, "coords": _digest_arrays(coords.values), "key": _digest_arrays(key),
-                  "axes": list(coords.axes), "shape": list(shape), "piece_runs": piece_runs,
-                  "chunk": chunk, **(describe or {})}  # the chunk decides the runs' last bits
+                  "axes": list(coords.axes), "shape": list(shape), "chunk": chunk,
+                  **(describe or {})}  # the chunk decides the runs' last bits; the pieces' size and the machine do not
         leaves, treedef = jax.tree_util.tree_flatten(out_shape)
         stems = [stem for stem, _ in leaf_names("metric", out_shape, top=True)]
         extra = {stem: _host(leaf) for name, value in zip(coords.names, coords.values)
@@ -876,15 +876,32 @@ def run_grid(
 
     def piece(start, stop):  # runs [start, stop) as host arrays, one per leaf
         first, todo = start // group, range(start // group, -(-stop // group))
-        new = [g for g in todo if g not in last]
+        done = dict(last)  # call -> its metrics on the host
         ready()
-        if threads > 1:
-            parts = _progress.in_calls(lambda g: fetch(jax.block_until_ready(dispatch(arguments(g)))), new, threads)
-        else:  # every call dispatched (its inputs picked while the one before runs), then waited for in sleeps
-            results = [dispatch(arguments(g)) for g in new]  # that Ctrl-C interrupts
-            _progress.wait(jax.tree_util.tree_leaves(results))
-            parts = [fetch(r) for r in results]
-        done = {**last, **dict(zip(new, parts))}
+        try:
+            if threads > 1:
+                _progress.in_calls(lambda g: done.__setitem__(g, fetch(jax.block_until_ready(dispatch(
+                    arguments(g))))), [g for g in todo if g not in done], threads)
+            else:  # two calls in flight (the next one's inputs picked while one runs), waited for in sleeps
+                pending = []  # that Ctrl-C interrupts; on Ctrl-C the calls in flight end first (a fraction of
+                try:  # a second): no program runs on while the process exits
+                    new = [g for g in todo if g not in done]
+                    for g in new:
+                        pending.append((g, dispatch(arguments(g))))
+                        while len(pending) == 2 or (pending and g == new[-1]):
+                            _progress.wait(jax.tree_util.tree_leaves(pending[0][1]))
+                            g0, r0 = pending.pop(0)
+                            done[g0] = fetch(r0)
+                except KeyboardInterrupt:
+                    for g0, r0 in pending:
+                        done[g0] = fetch(jax.block_until_ready(r0))
+                    raise
+        except KeyboardInterrupt:  # the runs of the calls finished in a row from the first: a piece of their own
+            end = next((g for g in todo if g not in done), todo[-1] + 1)
+            cut = min(stop, end * group)
+            raise results.Interrupted(cut, None if cut <= start else [
+                np.concatenate(p)[start - first * group: cut - first * group]
+                for p in zip(*(done[g] for g in range(first, end)))]) from None
         last.clear()
         last[todo[-1]] = done[todo[-1]]
         return [np.concatenate(p)[start - first * group: stop - first * group] for p in zip(*(done[g] for g in todo))]
@@ -899,9 +916,18 @@ def run_grid(
                   for p, impl in zip(zip(*parts), impls)]
         return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_info), leaves)
 
-    arrays = results.run_pieces(out, config, num_runs, piece_runs, fields,
-                                lambda start, stop: dict(zip(stems, piece(start, stop))), extra=extra,
-                                grid_shape=shape, progress=report)
+    def named(start, stop):  # a piece's metrics by name; the finished runs of an interrupted one too
+        try:
+            return dict(zip(stems, piece(start, stop)))
+        except results.Interrupted as e:
+            raise results.Interrupted(e.stop, e.arrays and dict(zip(stems, e.arrays))) from None
+
+    try:
+        arrays = results.run_pieces(out, config, num_runs, piece_runs, fields, named, extra=extra, grid_shape=shape,
+                                    progress=report)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"interrupted; {results.kept(out)}; call again with the same arguments to resume") \
+            from None
     metrics = [arrays[n] for n in stems]
     return jax.tree_util.tree_unflatten(treedef, metrics)
 

@@ -7,6 +7,7 @@ status 130; anything else is a bug, shown as a traceback, exit status 1.
 """
 
 import argparse
+import contextlib
 import difflib
 import importlib
 import json
@@ -368,45 +369,6 @@ def _reproduce(args) -> None:
         print(f"\ntable and figures written to {out}/", file=sys.stderr)
 
 
-class StopBetweenPieces:
-    """Within the block, a first Ctrl-C lets the piece in progress finish and be saved, then stops the run.
-
-    ``pieces(progress)`` wraps the runner's progress callback: it raises
-    KeyboardInterrupt after a piece is saved once Ctrl-C was pressed. A second
-    Ctrl-C stops at once (the piece in progress is lost). Only in the main
-    thread (signal handlers live there); elsewhere Ctrl-C behaves as usual.
-    """
-
-    def __init__(self):
-        self.requested = False
-        self._previous = None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
-        return self
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-        if exc[0] is None and self.requested:
-            raise KeyboardInterrupt
-
-    def _on_sigint(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def pieces(self, progress):
-        def wrapped(done, total):
-            if progress is not None:
-                progress(done, total)
-            if self.requested:
-                raise KeyboardInterrupt
-
-        return wrapped
-
-
 def _sweep(args) -> None:
     from jaxdescent import sweep
 
@@ -429,10 +391,9 @@ def _sweep(args) -> None:
         need_matplotlib()
     out = args.out_dir = results.folder(args.out)
     with results.lock(out):  # owned from before config.json is read until the last file is written
-        with StopBetweenPieces() as stop:
-            r = sweep(loss_fn, w0=w0, learning_rate=learning_rate, num_steps=args.num_steps, optimizer=factory,
-                      hyperparams=hps, out=out, piece_runs=args.piece_runs,
-                      progress=stop.pieces(progress_bar(args.quiet, "sweep")), stop_early=args.stop_early)
+        r = sweep(loss_fn, w0=w0, learning_rate=learning_rate, num_steps=args.num_steps, optimizer=factory,
+                  hyperparams=hps, out=out, piece_runs=args.piece_runs, progress=progress_bar(args.quiet, "sweep"),
+                  stop_early=args.stop_early)
         config = {"subcommand": "sweep", "loss": args.loss, "learning_rate": args.learning_rate, "w0": args.w0,
                   "num_steps": args.num_steps, "optimizer": args.optimizer, "hyperparams": args.hyperparam or [],
                   "stop_early": args.stop_early}
@@ -673,8 +634,7 @@ def _interrupted(args) -> str:
         return "nothing was written"
     if (out / "results.npz").exists():
         return f"the results are complete in {out}/results.npz; rerun the same command to write the rest"
-    pieces = len(list((out / "pieces").glob("piece_*.npz"))) if (out / "pieces").is_dir() else 0
-    return f"{pieces} finished pieces are kept in {out}/pieces; rerun the same command to resume from them"
+    return f"{results.kept(out)}; rerun the same command to resume from them"
 
 
 def _compilation_cache() -> None:
@@ -691,11 +651,57 @@ def _compilation_cache() -> None:
         print(f"jaxdescent: compiled programs are not kept on disk: {e}", file=sys.stderr)
 
 
+GRACE_SECONDS = 1.5  # after Ctrl-C, the command's own way out (the call in progress ends) before the hard exit
+
+
+class CtrlC:
+    """The command's SIGINT handler, from its first line to its exit: out within ``GRACE_SECONDS``, one line, 130.
+
+    Each Ctrl-C raises ``KeyboardInterrupt`` (the sweep stops after the call in
+    progress, about 0.2 s of work, keeping every finished piece). The first also
+    starts a deadline: a command not out by then (in a compile, which Python
+    cannot interrupt, or a ``KeyboardInterrupt`` lost inside a garbage
+    collector callback) says its line, drops its folder's lock and exits with
+    ``os._exit(130)``, which ends XLA's threads where they are instead of
+    unwinding them (an unwound thread inside XLA aborts the process). Files
+    are replaced only by renames, so nothing saved is torn.
+    """
+
+    def __init__(self, args):
+        self.args, self.said, self.lock = args, False, threading.Lock()
+
+    def __call__(self, signum, frame):
+        if not getattr(self, "pressed", False):
+            self.pressed = True
+            threading.Thread(target=self._deadline, daemon=True).start()
+        raise KeyboardInterrupt
+
+    def say(self) -> None:
+        """The one line, once."""
+        with self.lock:
+            if not self.said:
+                self.said = True
+                print(f"jaxdescent {self.args.command}: interrupted; {_interrupted(self.args)}", file=sys.stderr,
+                      flush=True)
+
+    def _deadline(self) -> None:
+        time.sleep(GRACE_SECONDS)
+        self.say()
+        out = getattr(self.args, "out_dir", None)
+        with contextlib.suppress(OSError):
+            if out is not None and (out / results.LOCK).read_text().strip() == str(os.getpid()):
+                (out / results.LOCK).unlink()
+        os._exit(130)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the command; returns its exit status (0, 2: a bad argument or folder, 130: Ctrl-C, 1: a bug)."""
     argv = _join_grid_values(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     args.argv = argv
+    ctrl_c = CtrlC(args)
+    handles = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, ctrl_c) if handles else None
     try:
         _compilation_cache()
         args.run(args)
@@ -703,13 +709,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"jaxdescent {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"jaxdescent {args.command}: interrupted; {_interrupted(args)}", file=sys.stderr)
+        ctrl_c.say()
         return 130
     except Exception:  # anything else is a bug: show where
         traceback.print_exc()
         print(f"jaxdescent {args.command}: internal error: please report it with the command and the traceback above",
               file=sys.stderr)
         return 1
+    finally:
+        if handles:  # after a Ctrl-C, another one while the exit waits for the call in progress is ignored (the
+            # deadline holds); else a Ctrl-C from here on is the caller's (a test calling main() goes on)
+            signal.signal(signal.SIGINT, signal.SIG_IGN if getattr(ctrl_c, "pressed", False) else previous)
     return 0
 
 

@@ -262,6 +262,21 @@ def prepare(out_dir, config: dict) -> Path:
     return out
 
 
+def saved_chunk(out_dir, shape: list) -> Optional[int]:
+    """The chunk the runs in ``out_dir`` were computed with, if it holds a sweep of a grid of ``shape``; else None.
+
+    The chunk decides the runs' last bits, so a resume (on another machine,
+    whose default differs) computes the rest with it (see :func:`prepare`,
+    which then checks the rest of the folder's identity).
+    """
+    try:
+        config = json.loads((Path(out_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    chunk = config.get("chunk") if isinstance(config, dict) and config.get("shape") == shape else None
+    return chunk if isinstance(chunk, int) and not isinstance(chunk, bool) and chunk > 0 else None
+
+
 LOCK = ".lock"
 
 
@@ -374,28 +389,74 @@ def _valid_piece(path: Path, identity: str, start: int, stop: int, fields: dict,
     return arrays
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C inside a piece, carrying the runs finished before it: ``stop`` and their arrays (``None``: none).
+
+    Raised by a ``compute_piece`` of :func:`run_pieces`, which saves those runs
+    as a piece of their own before the interrupt goes on.
+    """
+
+    def __init__(self, stop: int, arrays: Optional[dict]):
+        super().__init__()
+        self.stop, self.arrays = stop, arrays
+
+
+PIECE = re.compile(r"piece_(\d{10})-(\d{10})\.npz")  # runs [start, stop) of the grid
+
+
+def _piece_name(start: int, stop: int) -> str:
+    return f"piece_{start:010d}-{stop:010d}.npz"
+
+
+def _pieces_found(pieces_dir: Path, identity: str, num_runs: int, fields: dict) -> dict:
+    """start → (stop, arrays) of the valid pieces in ``pieces_dir``, none overlapping another (the first kept)."""
+    found, end = {}, 0
+    spans = sorted((int(m[1]), int(m[2]), p) for p in pieces_dir.iterdir() if (m := PIECE.fullmatch(p.name)))
+    for start, stop, path in spans:
+        if start < end or not start < stop <= num_runs:
+            continue
+        arrays = _valid_piece(path, identity, start, stop, fields)
+        if arrays is not None:
+            found[start], end = (stop, arrays), stop
+    return found
+
+
+def kept(out_dir) -> str:
+    """What an interrupted :func:`run_pieces` left in ``out_dir``, in words: the finished runs in its pieces."""
+    out = Path(out_dir)
+    if (out / "results.npz").exists():
+        return f"the results are complete in {out}/results.npz"
+    spans = [PIECE.fullmatch(p.name) for p in (out / "pieces").iterdir()] if (out / "pieces").is_dir() else []
+    runs = sum(int(m[2]) - int(m[1]) for m in spans if m)
+    return f"{runs:,} finished runs are kept in {out}/pieces"
+
+
 def run_pieces(
     out_dir, config: dict, num_runs: int, piece_runs: int, fields: dict,
     compute_piece: Callable[[int, int], dict], *, extra: Optional[dict] = None, grid_shape: Optional[tuple] = None,
     progress: Optional[Callable[[int, int], object]] = None,
 ) -> dict:
-    """Computes runs ``0..num_runs`` in pieces of ``piece_runs``, saving each; a rerun resumes.
+    """Computes runs ``0..num_runs`` in pieces of at most ``piece_runs``, saving each; a rerun resumes.
 
-    ``DIR/pieces/piece_NNNNN.npz`` holds runs ``[start, stop)`` with the run's
-    identity (a digest of ``config``); a piece is used only if its identity, run
-    range, field names, shapes and dtypes all match, otherwise (foreign,
-    truncated, from another piece size) it is recomputed. When every piece is
-    there they are joined into ``DIR/results.npz`` (with ``extra`` arrays, e.g.
-    the coordinates) and the pieces are removed (only the pieces, and what a
-    killed write of this run left; ``pieces/`` itself only if then empty). A call
-    that finds a valid ``results.npz`` of the same config returns it without
-    computing or writing anything (the folder may be read-only).
+    ``DIR/pieces/piece_START-STOP.npz`` holds runs ``[START, STOP)`` with the
+    run's identity (a digest of ``config``); a piece is used only if its
+    identity, run range, field names, shapes and dtypes all match, otherwise
+    (foreign, truncated) it is recomputed. The pieces' size is not part of the
+    identity: a rerun with another ``piece_runs`` (another machine's default)
+    uses every piece there and computes the runs between them. A
+    ``compute_piece`` interrupted with :class:`Interrupted` has the runs it
+    finished saved as a piece before the interrupt goes on. When every run is
+    there the pieces are joined into ``DIR/results.npz`` (with ``extra``
+    arrays, e.g. the coordinates) and removed (only the pieces, and what a
+    killed write of this run left; ``pieces/`` itself only if then empty). A
+    call that finds a valid ``results.npz`` of the same config returns it
+    without computing or writing anything (the folder may be read-only).
 
     Args:
       out_dir: the folder; it is locked for the duration (see :func:`lock`).
       config: JSON-able identity of the run (see :func:`prepare`).
       num_runs: how many runs.
-      piece_runs: how many runs per piece.
+      piece_runs: the most runs per piece computed.
       fields: name → (per-run shape, dtype string) of every array a piece holds.
       compute_piece: ``(start, stop)`` → dict of arrays with ``stop - start`` runs first.
       extra: arrays stored beside the results (coordinates).
@@ -421,17 +482,29 @@ def run_pieces(
             return {k: done[k] for k in fields}
         pieces_dir = out / "pieces"
         pieces_dir.mkdir(exist_ok=True)
-        num_pieces = -(-num_runs // piece_runs)
-        names = [f"piece_{i:05d}.npz" for i in range(num_pieces)]
-        parts = []
-        for i, name in enumerate(names):
-            start, stop = i * piece_runs, min((i + 1) * piece_runs, num_runs)
-            path = pieces_dir / name
-            arrays = _valid_piece(path, identity, start, stop, fields) if path.exists() else None
-            if arrays is None:
-                arrays = {k: np.asarray(v) for k, v in compute_piece(start, stop).items()}
-                save_arrays(path, {**arrays, "__identity__": identity, "__start__": start, "__stop__": stop})
+        found = _pieces_found(pieces_dir, identity, num_runs, fields)
+        names = [_piece_name(start, stop) for start, (stop, _) in found.items()]
+
+        def save(start, stop, arrays):
+            names.append(_piece_name(start, stop))
+            save_arrays(pieces_dir / names[-1], {**arrays, "__identity__": identity, "__start__": start,
+                                                 "__stop__": stop})
+
+        parts, start = [], 0
+        while start < num_runs:
+            if start in found:
+                stop, arrays = found[start]
+            else:
+                stop = min(start + piece_runs, num_runs, *(s for s in found if s > start))
+                try:
+                    arrays = {k: np.asarray(v) for k, v in compute_piece(start, stop).items()}
+                except Interrupted as e:
+                    if e.arrays is not None and e.stop > start:
+                        save(start, e.stop, {k: np.asarray(v) for k, v in e.arrays.items()})
+                    raise
+                save(start, stop, arrays)
             parts.append(arrays)
+            start = stop
             if progress is not None:
                 progress(stop, num_runs)
         arrays = {k: np.concatenate([p[k] for p in parts]).reshape(lead + tuple(fields[k][0])) for k in fields}
@@ -439,7 +512,8 @@ def run_pieces(
                                           "__stop__": num_runs})
         # Only what this run wrote or proved its own goes: a file of the user's in pieces/ stays, and so does pieces/.
         remove_temporaries(out, ["results.npz", "config.json"])
-        remove_temporaries(pieces_dir, names)
+        written = {p.name[1:].rsplit(".", 2)[0] for p in pieces_dir.glob(".piece_*.tmp")}  # killed writes' too
+        remove_temporaries(pieces_dir, [n for n in written if PIECE.fullmatch(n)])
         for name in names:
             (pieces_dir / name).unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # not empty: it holds something that is not ours

@@ -622,6 +622,9 @@ def small_pieces(monkeypatch):
     return computed
 
 
+PIECE = lambda start, stop: f"piece_{start:010d}-{stop:010d}.npz"  # a piece of runs [start, stop)
+
+
 def crash_after(monkeypatch, num_saved):
     """Makes saving the piece after ``num_saved`` pieces raise, as a crash would."""
     save_arrays = results.save_arrays
@@ -665,7 +668,7 @@ def test_resume_after_a_crash_is_bit_identical(tmp_path, small_pieces, monkeypat
         crash_after(m, 2)
         with pytest.raises(RuntimeError, match="simulated crash"):
             sweep_fn(saved_fn, SAVE_AXES, seeds=2, out=out_dir)
-    assert sorted(p.name for p in (out_dir / "pieces").iterdir()) == ["piece_00000.npz", "piece_00001.npz"]
+    assert sorted(p.name for p in (out_dir / "pieces").iterdir()) == [PIECE(0, 7), PIECE(7, 14)]
     assert not (out_dir / "results.npz").exists() and not (out_dir / results.LOCK).exists()
     del small_pieces[:]
     resumed = sweep_fn(saved_fn, SAVE_AXES, seeds=2, out=out_dir)
@@ -710,13 +713,13 @@ def test_corrupt_and_foreign_pieces_are_recomputed(tmp_path, small_pieces, monke
             sweep_fn(saved_fn, SAVE_AXES, seeds=2, out=out_dir)
     pieces = out_dir / "pieces"
     names = sorted(p.name for p in pieces.iterdir())
-    assert names == [f"piece_0000{i}.npz" for i in range(4)]
-    # piece 0: truncated; piece 1: from the foreign grid; piece 2: from another piece size;
+    assert names == [PIECE(0, 7), PIECE(7, 14), PIECE(14, 21), PIECE(21, 28)]
+    # piece 0: truncated; piece 1: from the foreign grid; piece 2: another piece size's (runs 6 to 9);
     # piece 3: this run's piece 0 under piece 3's name (right identity, wrong runs); piece 4: missing.
     data = (pieces / names[0]).read_bytes()
     (pieces / names[0]).write_bytes(data[: len(data) // 2])
     (pieces / names[1]).write_bytes((foreign_dir / "pieces" / names[1]).read_bytes())
-    (pieces / names[2]).write_bytes((sized_dir / "pieces" / names[2]).read_bytes())
+    (pieces / names[2]).write_bytes((sized_dir / "pieces" / PIECE(6, 9)).read_bytes())
     (pieces / names[3]).write_bytes(data)
     del small_pieces[:]
     got = sweep_fn(saved_fn, SAVE_AXES, seeds=2, out=out_dir)

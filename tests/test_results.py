@@ -55,6 +55,7 @@ def test_prepare_unwritable(tmp_path):
 
 
 FIELDS = {"x": ((3,), np.dtype(np.float64).str)}
+P = lambda start, stop: f"piece_{start:010d}-{stop:010d}.npz"  # a piece of runs [start, stop)
 
 
 def test_run_pieces_computes_only_missing_or_unproven_pieces(tmp_path):
@@ -70,12 +71,12 @@ def test_run_pieces_computes_only_missing_or_unproven_pieces(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run()
     pieces = tmp_path / "o" / "pieces"
-    assert sorted(p.name for p in pieces.iterdir()) == ["piece_00000.npz", "piece_00001.npz", "piece_00002.npz"]
+    assert sorted(p.name for p in pieces.iterdir()) == [P(0, 2), P(2, 4), P(4, 6)]
     assert not (tmp_path / "o" / ".lock").exists()  # released on the way out
-    (pieces / "piece_00002.npz").unlink()                                   # lost
-    (pieces / "piece_00001.npz").write_bytes(b"PK\x03\x04 truncated")      # corrupt
+    (pieces / P(4, 6)).unlink()                                             # lost
+    (pieces / P(2, 4)).write_bytes(b"PK\x03\x04 truncated")                 # corrupt
     foreign = {"x": np.zeros((2, 3)), "__identity__": "another run", "__start__": 0, "__stop__": 2}
-    np.savez(pieces / "piece_00000.npz", **foreign)                          # belongs to another run
+    np.savez(pieces / P(0, 2), **foreign)                                   # belongs to another run
     crash_at[0] = None
     first = run()
     assert calls == [0, 2, 4, 0, 2, 4, 6]
@@ -86,6 +87,45 @@ def test_run_pieces_computes_only_missing_or_unproven_pieces(tmp_path):
     assert len(calls) == 7
     with pytest.raises(ValueError, match="holds another run"):
         results.run_pieces(tmp_path / "o", {"grid": 2}, 8, 2, FIELDS, piece)
+
+
+def _piece(start, stop, log=None):
+    if log is not None:
+        log.append((start, stop))
+    return {"x": np.arange(start, stop, dtype=np.float64)[:, None] * np.ones(3)}
+
+
+def test_a_resume_with_another_piece_size_uses_every_piece_and_computes_only_the_runs_between(tmp_path):
+    out, log = tmp_path / "o", []
+
+    def crash_at_6(start, stop):
+        if start == 6:
+            raise KeyboardInterrupt
+        return _piece(start, stop)
+
+    with pytest.raises(KeyboardInterrupt):
+        results.run_pieces(out, {"grid": 1}, 11, 2, FIELDS, crash_at_6)
+    (out / "pieces" / P(2, 4)).unlink()  # lost: a hole between two pieces
+    got = results.run_pieces(out, {"grid": 1}, 11, 3, FIELDS, lambda a, b: _piece(a, b, log))  # another machine's size
+    assert log == [(2, 4), (6, 9), (9, 11)]
+    np.testing.assert_array_equal(got["x"], np.arange(11.0)[:, None] * np.ones(3))
+
+
+def test_the_runs_an_interrupted_piece_finished_are_kept_as_a_piece(tmp_path):
+    out, log = tmp_path / "o", []
+
+    def interrupted_in_the_second_piece(start, stop):
+        if start == 4:  # runs 4 and 5 of [4, 8) finished
+            raise results.Interrupted(6, _piece(4, 6))
+        return _piece(start, stop)
+
+    with pytest.raises(KeyboardInterrupt):
+        results.run_pieces(out, {"grid": 1}, 10, 4, FIELDS, interrupted_in_the_second_piece)
+    assert sorted(p.name for p in (out / "pieces").iterdir()) == [P(0, 4), P(4, 6)]
+    assert results.kept(out) == f"6 finished runs are kept in {out}/pieces"
+    got = results.run_pieces(out, {"grid": 1}, 10, 4, FIELDS, lambda a, b: _piece(a, b, log))
+    assert log == [(6, 10)]
+    np.testing.assert_array_equal(got["x"], np.arange(10.0)[:, None] * np.ones(3))
 
 
 def test_a_folder_with_other_files_or_in_use_is_refused(tmp_path):
@@ -315,10 +355,6 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def _piece(start, stop):
-    return {"x": np.arange(start, stop, dtype=np.float64)[:, None] * np.ones(3)}
-
-
 def _interrupted_at_4(start, stop):
     if start == 4:
         raise KeyboardInterrupt  # killed while computing the third piece
@@ -368,7 +404,7 @@ def test_a_killed_writes_temporaries_are_removed_by_the_run_that_finishes(tmp_pa
     with pytest.raises(KeyboardInterrupt):
         results.run_pieces(out, {"grid": 1}, 8, 2, FIELDS, _interrupted_at_4)
     left = [out / ".results.npz.k1ll_ed9.tmp", out / ".config.json.abcdefgh.tmp",
-            out / "pieces" / ".piece_00002.npz.x_y_z_12.tmp"]
+            out / "pieces" / f".{P(4, 6)}.x_y_z_12.tmp"]
     kept = [out / ".results.npz.mine.tmp", out / ".notes.txt.abcdefgh.tmp", out / ".results.npz.ABCDEFGH.tmp",
             out / "pieces" / ".piece_00099.npz.abcdefgh.tmp"]  # not the writer's pattern, or not a file of this run
     for path in left + kept:
@@ -395,14 +431,14 @@ def test_files_are_written_with_the_mode_the_umask_gives_new_files(tmp_path, uma
     out = tmp_path / "o"
     with pytest.raises(KeyboardInterrupt):
         results.run_pieces(out, {"grid": 1}, 8, 2, FIELDS, _interrupted_at_4)
-    written = [out / "config.json", out / "pieces" / "piece_00000.npz"]
+    written = [out / "config.json", out / "pieces" / P(0, 2)]
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in written}
     results.run_pieces(out, {"grid": 1}, 8, 2, FIELDS, _piece)
     results.save_json(out / "meta.json", {})
     results.save_text(out / "t.txt", "x")
     results.write_csv(out / "r.csv", lambda rows: {"a": np.arange(rows.start, rows.stop)}, 3)
     modes.update({p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir() if p.is_file()})
-    assert modes.keys() == {"config.json", "piece_00000.npz", "results.npz", "meta.json", "t.txt", "r.csv"}
+    assert modes.keys() == {"config.json", P(0, 2), "results.npz", "meta.json", "t.txt", "r.csv"}
     assert modes == dict.fromkeys(modes, 0o666 & ~mask), {k: oct(v) for k, v in modes.items()}
 
 
