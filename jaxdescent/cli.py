@@ -696,6 +696,7 @@ class CtrlC:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the command; returns its exit status (0, 2: a bad argument or folder, 130: Ctrl-C, 1: a bug)."""
+    argv_given = argv
     argv = _join_grid_values(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     args.argv = argv
@@ -717,9 +718,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               file=sys.stderr)
         return 1
     finally:
-        if handles:  # after a Ctrl-C, another one while the exit waits for the call in progress is ignored (the
-            # deadline holds); else a Ctrl-C from here on is the caller's (a test calling main() goes on)
-            signal.signal(signal.SIGINT, signal.SIG_IGN if getattr(ctrl_c, "pressed", False) else previous)
+        if handles:  # the program (argv from sys.argv) is ending, or stopping after a Ctrl-C (the deadline
+            # holds): a Ctrl-C from here on is ignored; a caller of main([...]) (a test) gets its handler back
+            program = argv_given is None or getattr(ctrl_c, "pressed", False)
+            signal.signal(signal.SIGINT, signal.SIG_IGN if program else previous)
     return 0
 
 
