@@ -872,16 +872,19 @@ def run_grid(
 
     impls = []  # the key type of each metric (None: not a key), seen on the device
 
-    last = {}  # the last call of the piece before (a piece that ends inside a call leaves the rest to the next)
+    ahead = {}  # calls computed for a piece before, not all of whose runs it held: the next pieces' (a piece
+    # smaller than a call, or than a call per thread, costs no more than its runs)
 
     def piece(start, stop):  # runs [start, stop) as host arrays, one per leaf
         first, todo = start // group, range(start // group, -(-stop // group))
-        done = dict(last)  # call -> its metrics on the host
+        done = dict(ahead)  # call -> its metrics on the host
         ready()
         try:
-            if threads > 1:
+            if threads > 1:  # a call for every thread, the next pieces' too when this one holds fewer
+                new = [g for g in range(first, min(first + max(len(todo), threads), layout.num_calls))
+                       if g not in done]
                 _progress.in_calls(lambda g: done.__setitem__(g, fetch(jax.block_until_ready(dispatch(
-                    arguments(g))))), [g for g in todo if g not in done], threads)
+                    arguments(g))))), new, threads)
             else:  # two calls in flight (the next one's inputs picked while one runs), waited for in sleeps
                 pending = []  # that Ctrl-C interrupts; on Ctrl-C the calls in flight end first (a fraction of
                 try:  # a second): no program runs on while the process exits
@@ -902,8 +905,8 @@ def run_grid(
             raise results.Interrupted(cut, None if cut <= start else [
                 np.concatenate(p)[start - first * group: cut - first * group]
                 for p in zip(*(done[g] for g in range(first, end)))]) from None
-        last.clear()
-        last[todo[-1]] = done[todo[-1]]
+        ahead.clear()
+        ahead.update((g, r) for g, r in done.items() if g >= todo[-1])
         return [np.concatenate(p)[start - first * group: stop - first * group] for p in zip(*(done[g] for g in todo))]
 
     if out is None:
