@@ -61,6 +61,14 @@ def _distributions(optuna, space) -> dict:
     return out
 
 
+def _suggest(optuna, trial, name: str, distribution) -> None:
+    """``study.ask(distributions)`` for one name, on a trial already asked: the same distribution, drawn the same way."""
+    if isinstance(distribution, optuna.distributions.FloatDistribution):
+        trial.suggest_float(name, distribution.low, distribution.high, log=distribution.log)
+    else:
+        trial.suggest_categorical(name, distribution.choices)
+
+
 def optuna_search(
     fn: Callable[[dict, jax.Array], Any],
     study,
@@ -161,21 +169,27 @@ def optuna_search(
     distributions = _distributions(optuna, space)
     runs_per_batch, num_runs = batch_size * (seeds or 1), num_batches * batch_size * (seeds or 1)
     for batch in range(num_batches):
-        trials = [study.ask(distributions) for _ in range(batch_size)]
+        trials = []
         try:
+            for _ in range(batch_size):
+                trials.append(study.ask())  # held before its point is drawn: a Ctrl-C while sampling fails it too
+                for name, distribution in distributions.items():
+                    _suggest(optuna, trials[-1], name, distribution)
             points = {name: np.asarray([t.params[name] for t in trials], dtype=a.dtype) for name, a in example}
             report = None if on_runs is None else (
                 lambda done, total, before=batch * runs_per_batch: on_runs(before + done, num_runs))
             runs = sweep_fn(fn, points, product=False, seeds=seeds, key=key, progress=report or False)
             values = np.asarray(_as_dict(runs.metrics)[metric], dtype=np.float64)
-        except BaseException:  # the batch's trials are failed, not left running in the study
+            values = np.median(values, axis=-1) if seeds is not None else values
+            for t, value in zip(trials, values):
+                if np.isfinite(value):
+                    study.tell(t, float(value))
+                else:
+                    study.tell(t, state=optuna.trial.TrialState.FAIL)
+        except BaseException:
+            # Interrupted (Ctrl-C, an error, a storage that failed) while asking, running or telling: the batch's
+            # trials not yet told are failed, not left running in the study; those told keep their value.
             for t in trials:
-                study.tell(t, state=optuna.trial.TrialState.FAIL)
+                study.tell(t, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
             raise
-        values = np.median(values, axis=-1) if seeds is not None else values
-        for t, value in zip(trials, values):
-            if np.isfinite(value):
-                study.tell(t, float(value))
-            else:
-                study.tell(t, state=optuna.trial.TrialState.FAIL)
     return study

@@ -263,3 +263,47 @@ def test_metrics_may_be_a_named_tuple():
     assert [t.value for t in study.trials] == [t.params["width"] for t in study.trials]
     with pytest.raises(ValueError, match=r"metrics \(\['loss', 'width'\]\), got 'acc'"):
         optuna_search(fn, study, SPACE, num_batches=1, batch_size=4, metric="acc")
+
+
+def test_a_study_in_a_database_is_told_every_trial_and_an_interrupted_batch_is_failed(tmp_path):
+    """In an SQLite file, as in memory: a batch stopped while asking, running or telling leaves no trial RUNNING."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(storage=url, study_name="bowl", sampler=optuna.samplers.RandomSampler(seed=0))
+    optuna_search(bowl, study, SPACE, num_batches=1, batch_size=4, metric="loss")  # trials 0-3
+
+    def stop(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # while running: trials 4-7
+        optuna_search(bowl, study, SPACE, num_batches=1, batch_size=4, metric="loss", progress=stop)
+
+    class Interrupting(optuna.samplers.RandomSampler):
+        """Ctrl-C once, at the draw of trial ``ask`` or the tell of trial ``tell``."""
+
+        def __init__(self, ask=None, tell=None):
+            super().__init__(seed=1)
+            self.ask, self.tell = ask, tell
+
+        def sample_independent(self, study, trial, name, distribution):
+            if trial.number == self.ask:
+                self.ask = None
+                raise KeyboardInterrupt
+            return super().sample_independent(study, trial, name, distribution)
+
+        def after_trial(self, study, trial, state, values):  # Optuna stores the state even if this raises
+            if trial.number == self.tell:
+                self.tell = None
+                raise KeyboardInterrupt
+            super().after_trial(study, trial, state, values)
+
+    for sampler in (Interrupting(ask=10), Interrupting(tell=13)):  # while asking: 8-10; telling: 11-14
+        other = optuna.load_study(study_name="bowl", storage=url, sampler=sampler)
+        with pytest.raises(KeyboardInterrupt):
+            optuna_search(bowl, other, SPACE, num_batches=1, batch_size=4, metric="loss")
+    states = [t.state for t in optuna.load_study(study_name="bowl", storage=url).trials]
+    complete, fail = TrialState.COMPLETE, TrialState.FAIL
+    assert states == [complete] * 4 + [fail] * 7 + [complete] * 3 + [fail]
+    for t in optuna.load_study(study_name="bowl", storage=url).trials:
+        if t.state == complete:
+            assert t.value == pytest.approx(by_hand(t.params), rel=1e-6)
+
