@@ -1,6 +1,12 @@
 """optuna_search against Optuna's own loops: the same sampler seed asks the same trials and is told the same values."""
 
+import json
+import os
+import subprocess
 import sys
+import textwrap
+import uuid
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
@@ -307,3 +313,86 @@ def test_a_study_in_a_database_is_told_every_trial_and_an_interrupted_batch_is_f
         if t.state == complete:
             assert t.value == pytest.approx(by_hand(t.params), rel=1e-6)
 
+
+# One worker of a shared study, as a user starts it on each machine: load the study, run batches, tell them.
+WORKER = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    import jax.numpy as jnp
+    import optuna
+    from jaxdescent import LogUniform, Uniform, optuna_search
+
+    url, study_name, worker, folder = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+    told = []
+
+    class Recording(optuna.samplers.TPESampler):  # the numbers of the trials this process tells
+        def after_trial(self, study, trial, state, values):
+            told.append(trial.number)
+            super().after_trial(study, trial, state, values)
+
+    def fn(hp, key):
+        return {"loss": (jnp.log10(hp["lr"]) + 2) ** 2 + (hp["x"] - 0.3) ** 2}
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=url, study_name=study_name, load_if_exists=True,
+                                sampler=Recording(seed=worker, n_startup_trials=4))
+    (folder / f"ready{worker}").touch()
+    while not all((folder / f"ready{i}").exists() for i in range(2)):  # both start their batches together
+        time.sleep(0.05)
+    optuna_search(fn, study, {"lr": LogUniform(1e-4, 1.0), "x": Uniform(-1.0, 1.0)}, num_batches=3, batch_size=4,
+                  metric="loss", progress=lambda done, total: time.sleep(0.1))  # batches that last: they interleave
+    print(json.dumps(told))
+""")
+
+
+def run_two_workers(url, study_name, folder):
+    """Two processes share ``study_name`` in ``url``: 3 batches of 4 trials each; the trial numbers each told."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                        *filter(None, [os.environ.get("PYTHONPATH")])])}
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, url, study_name, str(i), str(folder)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    try:
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert all(p.returncode == 0 for p in procs), "\n".join(err for _, err in outs)
+    return [json.loads(out.splitlines()[-1]) for out, _ in outs]
+
+
+def check_shared_study(url, study_name, told):
+    """Every trial asked was told once, by the process that asked it, with its own point's loss."""
+    assert sorted(told[0] + told[1]) == list(range(24)) and len(told[0]) == len(told[1]) == 12
+    assert min(told[0]) < max(told[1]) and min(told[1]) < max(told[0])  # the processes did run side by side
+    trials = optuna.load_study(study_name=study_name, storage=url).trials
+    assert [t.number for t in trials] == list(range(24))
+    assert {t.state for t in trials} == {TrialState.COMPLETE}
+    for t in trials:  # the loss by hand, in float64, from the point the study holds
+        lr, x = np.float32(t.params["lr"]), np.float32(t.params["x"])
+        assert t.value == pytest.approx((np.log10(lr, dtype=np.float64) + 2) ** 2 + (np.float64(x) - 0.3) ** 2,
+                                        rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.slow  # two subprocesses: about 15 s on 2 cores
+def test_two_processes_share_one_study_in_an_sqlite_file(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    # created once before the workers: two first create_study calls on a new database race on its tables
+    optuna.create_study(storage=url, study_name="shared")
+    check_shared_study(url, "shared", run_two_workers(url, "shared", tmp_path))
+
+
+@pytest.mark.slow  # two subprocesses and a PostgreSQL server: about 15 s on 2 cores
+def test_two_processes_share_one_study_in_postgresql(tmp_path):
+    url = os.environ.get("JAXDESCENT_TEST_POSTGRES_URL")
+    if not url:
+        message = ("JAXDESCENT_TEST_POSTGRES_URL is not set: it names a PostgreSQL database the test may write to, "
+                   "e.g. postgresql+psycopg2://user@/db?host=/socket/folder (.ci/postgres.sh starts one)")
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; under CI=true it must run")
+        pytest.skip(message)
+    study_name = f"jaxdescent-test-{uuid.uuid4().hex}"  # a database others may use too: a name of its own
+    optuna.create_study(storage=url, study_name=study_name)
+    try:
+        check_shared_study(url, study_name, run_two_workers(url, study_name, tmp_path))
+    finally:
+        optuna.delete_study(study_name=study_name, storage=url)
