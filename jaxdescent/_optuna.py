@@ -2,9 +2,11 @@
 
 Optuna asks one trial, waits for its objective, then asks the next; a JAX
 training is fast when many run together as one compiled program. Here each
-batch is asked first (``study.ask`` with the space's distributions), run as the
+batch is asked first (``study.ask``, a ``suggest_*`` per name of the space), run as the
 points of one :func:`jaxdescent.sweep_fn` call (``product=False``), then told.
-Batches of one size reuse one compilation.
+Batches of one size reuse one compilation. A study kept in a database may be
+shared by processes on several machines, each running its own batches: Optuna's
+storage is then what distributes the search.
 
 The space is the one :func:`jaxdescent.sample` takes, translated into Optuna's
 distributions: :class:`~jaxdescent.Uniform` ``(low, high)`` →
@@ -100,11 +102,35 @@ def optuna_search(
     ``sweep_fn``'s chunk and so on the batch size). Use ``seeds`` for values
     that do not hang on one draw.
 
+    One study, many processes or machines: a study kept in a database, e.g.
+    ``optuna.create_study(storage="postgresql+psycopg2://user:password@host/db",
+    study_name="digits", load_if_exists=True)`` (SQLAlchemy's URL, its driver
+    installed; ``"sqlite:///study.db"`` for processes of one machine), run by
+    ``optuna_search`` in every process. The
+    storage hands out the trials: each process asks its own batches, runs them
+    here and tells them, and every sampler sees what all processes told. The
+    value of a trial is the same on any of them (the same ``key``). Create the
+    study once before starting the workers (two first ``create_study`` calls on
+    an empty database race on its tables; ``optuna create-study --storage URL
+    --study-name NAME`` does it from a shell), and give each worker a sampler
+    seed of its own, or none: workers seeded alike ask the same points.
+
+    A batch stopped by an exception or Ctrl-C (while asking, running or telling)
+    fails its trials not yet told; those told keep their value. A process
+    killed outright (``kill -9``, a machine lost) leaves its batch's trials
+    ``RUNNING``. Optuna's heartbeat (``RDBStorage(url, heartbeat_interval=60)``)
+    does not cover them: Optuna records it in ``study.optimize`` only, not for
+    asked trials (and warns so). Once those processes are gone, fail their
+    trials from any process: ``for t in study.get_trials(states=[TrialState.RUNNING]):
+    study.tell(t.number, state=TrialState.FAIL)`` (trials still running
+    elsewhere are ``RUNNING`` too: pick by ``t.datetime_start`` if workers run).
+
     Args:
       fn: ``fn(hp, key) -> metrics``, a dict or NamedTuple with a scalar per run
         under ``metric``; ``hp`` maps each name of ``space`` to a traced scalar.
       study: an ``optuna.Study`` with one objective (its sampler decides what is
-        asked: TPE, random, CMA-ES, ...).
+        asked: TPE, random, CMA-ES, ...), in memory or in a storage that other
+        processes share.
       space: name → :class:`~jaxdescent.Uniform`, :class:`~jaxdescent.LogUniform`
         or a sequence of numeric choices, as for :func:`jaxdescent.sample`.
       num_batches: batches to run, a positive int.
@@ -118,7 +144,8 @@ def optuna_search(
         ``progress(runs_done, num_runs)``.
 
     Returns:
-      ``study``, with ``num_batches * batch_size`` more finished trials.
+      ``study``, with ``num_batches * batch_size`` more finished trials (and
+      those other processes finished meanwhile, in a shared study).
 
     Raises:
       ImportError: Optuna is not installed.

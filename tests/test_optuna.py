@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -345,10 +346,15 @@ WORKER = textwrap.dedent("""
 """)
 
 
+def worker_env():
+    """This checkout's jaxdescent first on the path of a subprocess."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                         *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
 def run_two_workers(url, study_name, folder):
     """Two processes share ``study_name`` in ``url``: 3 batches of 4 trials each; the trial numbers each told."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
-                                                        *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env = worker_env()
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, url, study_name, str(i), str(folder)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     try:
@@ -379,6 +385,41 @@ def test_two_processes_share_one_study_in_an_sqlite_file(tmp_path):
     # created once before the workers: two first create_study calls on a new database race on its tables
     optuna.create_study(storage=url, study_name="shared")
     check_shared_study(url, "shared", run_two_workers(url, "shared", tmp_path))
+
+
+# A worker killed outright (kill -9) in its second batch, after running it and before telling it.
+KILLED = textwrap.dedent("""
+    import os, signal, sys
+    import optuna
+    from jaxdescent import Uniform, optuna_search
+
+    def progress(done, total):
+        if done > 4:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    study = optuna.load_study(study_name="killed", storage=sys.argv[1])
+    optuna_search(lambda hp, key: {"loss": hp["x"] ** 2}, study, {"x": Uniform(-1.0, 1.0)}, num_batches=2,
+                  batch_size=4, metric="loss", progress=progress)
+""")
+
+
+@pytest.mark.slow  # a subprocess: about 5 s on 2 cores
+def test_a_killed_worker_leaves_its_batch_running_until_another_process_fails_it(tmp_path):
+    """What optuna_search's docstring says of kill -9, and its recipe, from another process."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    optuna.create_study(storage=url, study_name="killed")
+    proc = subprocess.run([sys.executable, "-c", KILLED, url], env=worker_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    study = optuna.load_study(study_name="killed", storage=url, sampler=optuna.samplers.RandomSampler(seed=0))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4 + [TrialState.RUNNING] * 4
+    for t in study.get_trials(states=[TrialState.RUNNING]):  # the docstring's recipe
+        study.tell(t.number, state=TrialState.FAIL)
+    optuna_search(lambda hp, key: {"loss": hp["x"] ** 2}, study, {"x": Uniform(-1.0, 1.0)}, num_batches=1,
+                  batch_size=4, metric="loss")
+    trials = optuna.load_study(study_name="killed", storage=url).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4 + [TrialState.FAIL] * 4 + [TrialState.COMPLETE] * 4
+    assert all(t.value == pytest.approx(np.float32(t.params["x"]) ** 2, rel=1e-6) for t in trials if t.value is not None)
 
 
 @pytest.mark.slow  # two subprocesses and a PostgreSQL server: about 15 s on 2 cores
