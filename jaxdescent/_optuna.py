@@ -102,18 +102,18 @@ def optuna_search(
     ``sweep_fn``'s chunk and so on the batch size). Use ``seeds`` for values
     that do not hang on one draw.
 
-    One study, many processes or machines: a study kept in a database, e.g.
+    One study, many processes or machines: keep the study in a database, e.g.
     ``optuna.create_study(storage="postgresql+psycopg2://user:password@host/db",
     study_name="digits", load_if_exists=True)`` (SQLAlchemy's URL, its driver
-    installed; ``"sqlite:///study.db"`` for processes of one machine), run by
-    ``optuna_search`` in every process. The
-    storage hands out the trials: each process asks its own batches, runs them
-    here and tells them, and every sampler sees what all processes told. The
-    value of a trial is the same on any of them (the same ``key``). Create the
-    study once before starting the workers (two first ``create_study`` calls on
-    an empty database race on its tables; ``optuna create-study --storage URL
-    --study-name NAME`` does it from a shell), and give each worker a sampler
-    seed of its own, or none: workers seeded alike ask the same points.
+    installed; ``"sqlite:///study.db"`` for processes of one machine), and run
+    ``optuna_search`` in every process. The storage hands out the trials: each
+    process asks its own batches, runs them here and tells them, and every
+    sampler sees what all processes told. A trial's value is the same on any
+    of them (the same ``key``). Create the study once before the workers start
+    (two first ``create_study`` calls on an empty database can race on its
+    tables; ``optuna create-study --storage URL --study-name NAME`` does it from
+    a shell), and give each worker a sampler seed of its own, or none: workers
+    seeded alike ask the same points.
 
     A batch stopped by an exception or Ctrl-C (while asking, running or telling)
     fails its trials not yet told; those told keep their value. A process
