@@ -29,9 +29,12 @@ stop_postgres() {
 trap stop_postgres EXIT
 
 # trust: any local user may connect, as role postgres; the socket's folder is only the owner's (and root's).
-"${pg_as_owner[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust -E UTF8 >"$pg_dir/initdb.log"
+# On a failure the log is shown before the trap removes it.
+"${pg_as_owner[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust -E UTF8 >"$pg_dir/initdb.log" 2>&1 \
+    || { cat "$pg_dir/initdb.log" >&2; exit 1; }
 "${pg_as_owner[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w \
-    -o "-c listen_addresses='' -k $pg_dir" start >/dev/null
+    -o "-c listen_addresses='' -k $pg_dir" start >/dev/null \
+    || { cat "$pg_dir/server.log" >&2; exit 1; }
 "${pg_as_owner[@]}" "$pg_bin/createdb" -h "$pg_dir" -U postgres jaxdescent_test
 # The driver named: SQLAlchemy 2.1 takes postgresql:// for psycopg 3, 2.0 for psycopg2 (the test extra has psycopg2).
 export JAXDESCENT_TEST_POSTGRES_URL="postgresql+psycopg2://postgres@/jaxdescent_test?host=$pg_dir"
