@@ -2,9 +2,11 @@
 
 Optuna asks one trial, waits for its objective, then asks the next; a JAX
 training is fast when many run together as one compiled program. Here each
-batch is asked first (``study.ask`` with the space's distributions), run as the
+batch is asked first (``study.ask``, a ``suggest_*`` per name of the space), run as the
 points of one :func:`jaxdescent.sweep_fn` call (``product=False``), then told.
-Batches of one size reuse one compilation.
+Batches of one size reuse one compilation. A study kept in a database may be
+shared by processes on several machines, each running its own batches: Optuna's
+storage is then what distributes the search.
 
 The space is the one :func:`jaxdescent.sample` takes, translated into Optuna's
 distributions: :class:`~jaxdescent.Uniform` ``(low, high)`` →
@@ -61,6 +63,14 @@ def _distributions(optuna, space) -> dict:
     return out
 
 
+def _suggest(optuna, trial, name: str, distribution) -> None:
+    """``study.ask(distributions)`` for one name, on a trial already asked: the same distribution, drawn the same way."""
+    if isinstance(distribution, optuna.distributions.FloatDistribution):
+        trial.suggest_float(name, distribution.low, distribution.high, log=distribution.log)
+    else:
+        trial.suggest_categorical(name, distribution.choices)
+
+
 def optuna_search(
     fn: Callable[[dict, jax.Array], Any],
     study,
@@ -92,11 +102,35 @@ def optuna_search(
     ``sweep_fn``'s chunk and so on the batch size). Use ``seeds`` for values
     that do not hang on one draw.
 
+    One study, many processes or machines: keep the study in a database, e.g.
+    ``optuna.create_study(storage="postgresql+psycopg2://user:password@host/db",
+    study_name="digits", load_if_exists=True)`` (SQLAlchemy's URL, its driver
+    installed; ``"sqlite:///study.db"`` for processes of one machine), and run
+    ``optuna_search`` in every process. The storage hands out the trials: each
+    process asks its own batches, runs them here and tells them, and every
+    sampler sees what all processes told. A trial's value is the same on any
+    of them (the same ``key``). Create the study once before the workers start
+    (two first ``create_study`` calls on an empty database can race on its
+    tables; ``optuna create-study --storage URL --study-name NAME`` does it from
+    a shell), and give each worker a sampler seed of its own, or none: workers
+    seeded alike ask the same points.
+
+    A batch stopped by an exception or Ctrl-C (while asking, running or telling)
+    fails its trials not yet told; those told keep their value. A process
+    killed outright (``kill -9``, a machine lost) leaves its batch's trials
+    ``RUNNING``. Optuna's heartbeat (``RDBStorage(url, heartbeat_interval=60)``)
+    does not cover them: Optuna records it in ``study.optimize`` only, not for
+    asked trials (and warns so). Once those processes are gone, fail their
+    trials from any process: ``for t in study.get_trials(states=[TrialState.RUNNING]):
+    study.tell(t.number, state=TrialState.FAIL)`` (trials still running
+    elsewhere are ``RUNNING`` too: pick by ``t.datetime_start`` if workers run).
+
     Args:
       fn: ``fn(hp, key) -> metrics``, a dict or NamedTuple with a scalar per run
         under ``metric``; ``hp`` maps each name of ``space`` to a traced scalar.
       study: an ``optuna.Study`` with one objective (its sampler decides what is
-        asked: TPE, random, CMA-ES, ...).
+        asked: TPE, random, CMA-ES, ...), in memory or in a storage that other
+        processes share.
       space: name → :class:`~jaxdescent.Uniform`, :class:`~jaxdescent.LogUniform`
         or a sequence of numeric choices, as for :func:`jaxdescent.sample`.
       num_batches: batches to run, a positive int.
@@ -110,7 +144,8 @@ def optuna_search(
         ``progress(runs_done, num_runs)``.
 
     Returns:
-      ``study``, with ``num_batches * batch_size`` more finished trials.
+      ``study``, with ``num_batches * batch_size`` more finished trials (and
+      those other processes finished meanwhile, in a shared study).
 
     Raises:
       ImportError: Optuna is not installed.
@@ -161,21 +196,27 @@ def optuna_search(
     distributions = _distributions(optuna, space)
     runs_per_batch, num_runs = batch_size * (seeds or 1), num_batches * batch_size * (seeds or 1)
     for batch in range(num_batches):
-        trials = [study.ask(distributions) for _ in range(batch_size)]
+        trials = []
         try:
+            for _ in range(batch_size):
+                trials.append(study.ask())  # held before its point is drawn: a Ctrl-C while sampling fails it too
+                for name, distribution in distributions.items():
+                    _suggest(optuna, trials[-1], name, distribution)
             points = {name: np.asarray([t.params[name] for t in trials], dtype=a.dtype) for name, a in example}
             report = None if on_runs is None else (
                 lambda done, total, before=batch * runs_per_batch: on_runs(before + done, num_runs))
             runs = sweep_fn(fn, points, product=False, seeds=seeds, key=key, progress=report or False)
             values = np.asarray(_as_dict(runs.metrics)[metric], dtype=np.float64)
-        except BaseException:  # the batch's trials are failed, not left running in the study
+            values = np.median(values, axis=-1) if seeds is not None else values
+            for t, value in zip(trials, values):
+                if np.isfinite(value):
+                    study.tell(t, float(value))
+                else:
+                    study.tell(t, state=optuna.trial.TrialState.FAIL)
+        except BaseException:
+            # Interrupted (Ctrl-C, an error, a storage that failed) while asking, running or telling: the batch's
+            # trials not yet told are failed, not left running in the study; those told keep their value.
             for t in trials:
-                study.tell(t, state=optuna.trial.TrialState.FAIL)
+                study.tell(t, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
             raise
-        values = np.median(values, axis=-1) if seeds is not None else values
-        for t, value in zip(trials, values):
-            if np.isfinite(value):
-                study.tell(t, float(value))
-            else:
-                study.tell(t, state=optuna.trial.TrialState.FAIL)
     return study
