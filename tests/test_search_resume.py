@@ -1,8 +1,11 @@
 """Searches that survive: successive halving and PBT with out= resume after an interruption, bit-identical."""
 
 import os
+import random
+import signal
 import subprocess
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -171,3 +174,82 @@ def test_out_is_refused_inside_jit_and_must_be_a_path(tmp_path, kind):
     with pytest.raises(InvalidArgument, match="out must be a folder path"):
         search(kind, progress=False, out=3)
     assert not os.listdir(tmp_path)
+
+
+# ---------------------------------------------------------------- kill -9 at random moments, in child processes
+
+CHILD = """
+import sys, time, numpy as np, jax, jax.numpy as jnp
+from jax import lax
+import jaxdescent
+
+def init(hp, key):
+    return {"w": jax.random.normal(key, (16,)), "count": jnp.int32(0)}
+
+def advance(hp, state, key, num_steps):
+    def one(i, s):
+        g = 2 * s["w"] + hp["noise"] * jax.random.normal(jax.random.fold_in(key, i), (16,))
+        return {"w": s["w"] - hp["lr"] * g, "count": s["count"] + 1}
+    state = lax.fori_loop(0, num_steps, one, state)
+    return state, {"loss": jnp.sum(state["w"] ** 2)}
+
+def explore(hp, key):
+    return {"lr": hp["lr"] * jax.random.uniform(key, (), minval=0.8, maxval=1.25), "noise": hp["noise"]}
+
+def run(kind, out=None, progress=False):
+    points = {"lr": np.geomspace(0.001, 0.3, 32).astype(np.float32),
+              "noise": np.linspace(0.0, 1.0, 32).astype(np.float32)}
+    if kind == "halving":  # 21 rungs: 32, 16, 8, 4, 2 and 1 points x 2 seeds
+        return jaxdescent.successive_halving(init, advance, points, metric="loss", mode="min", min_steps=1,
+                                             max_steps=2**20, eta=2, seeds=2, out=out, progress=progress)
+    return jaxdescent.pbt(init, advance, points, metric="loss", mode="min", steps_per_round=4, num_rounds=30,
+                          explore=explore, out=out, progress=progress)
+
+if __name__ == "__main__":
+    print("go", flush=True)
+    run(sys.argv[1], sys.argv[2], lambda done, total: time.sleep(0.05))  # >= 0.05 s a stage
+"""
+
+
+def saved_now(folder):
+    try:
+        with np.load(os.path.join(folder, "search.npz")) as z:
+            return int(z["__stages__"])
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["halving", "pbt"])
+def test_a_search_killed_5_times_at_random_moments_resumes_bit_identical(tmp_path, kind):
+    """Each child process is killed (SIGKILL) a random 0-0.12 s after it saved its first stage, computing, reporting
+    or writing (at most 4 stages a life: the search is not done after 5); the search finished here is bit-identical
+    to an uninterrupted one."""
+    out, rng, kills = tmp_path / "search", random.Random(0), []
+    for life in range(5):
+        before = saved_now(out)
+        with open(tmp_path / f"stderr{life}", "w") as err:
+            child = subprocess.Popen([sys.executable, "-c", CHILD, kind, str(out)], stdout=subprocess.PIPE,
+                                     stderr=err, text=True)
+        try:
+            assert child.stdout.readline() == "go\n", (tmp_path / f"stderr{life}").read_text()[-3000:]
+            while saved_now(out) == before and child.poll() is None:  # this life has saved a stage
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.0, 0.12))
+            running = child.poll() is None
+            os.kill(child.pid, signal.SIGKILL)
+        finally:
+            child.kill()
+            child.wait()
+            child.stdout.close()
+        assert child.returncode == -signal.SIGKILL or not running, (tmp_path / f"stderr{life}").read_text()[-3000:]
+        writing = any(name.endswith(".tmp") for name in os.listdir(out))  # killed inside an atomic write
+        kills.append((before, saved_now(out), running, writing))
+    print(f"{kind}: kills (stages saved at start, at the kill, child running, inside a write): {kills}")
+    assert all(running for _, _, running, _ in kills)  # each kill stopped a search in progress
+    assert [after for _, after, _, _ in kills] == sorted({after for _, after, _, _ in kills})  # every life saved more
+    ns = {"__name__": "child"}
+    exec(CHILD, ns)
+    got = ns["run"](kind, out)  # the rest, here
+    assert_identical(got, ns["run"](kind))
+    assert sorted(os.listdir(out)) == ["config.json", "search.npz"]  # what a killed write left is gone
