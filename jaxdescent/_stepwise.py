@@ -19,7 +19,8 @@ belongs to (stretches that start at other steps draw other keys).
 With ``every=k`` (and optionally ``stop=``) the searches advance in blocks of
 ``k`` steps inside a ``lax.while_loop`` and a run stops for good after a block
 whose metrics hold a NaN or meet ``stop(metrics)``, as :func:`stepwise` does for
-:func:`jaxdescent.sweep_fn`. Successive halving always advances in blocks: of
+:func:`jaxdescent.sweep_fn`. With ``out=DIR`` a search saves each finished rung or round
+there (one file, ``search.npz``, replaced atomically) and a rerun resumes from it. Successive halving always advances in blocks: of
 the greatest common divisor of its rungs' steps without ``every`` (and without
 stopping), so that a rung's length is a traced number of blocks.
 
@@ -472,6 +473,15 @@ def successive_halving(
       progress: as for :func:`jaxdescent.sweep_fn`, counted in training
         steps (of every run, all rungs): ``progress(steps_done, total)``,
         called as each rung's pieces finish.
+      out: a folder, or ``None``. Each finished rung is saved there
+        atomically (the surviving points' states, the table so far), and the
+        same call after an interruption (Ctrl-C, ``kill -9``) resumes after the
+        last rung saved, with the result of an uninterrupted search, bit for
+        bit; a finished folder is read back without computing. A folder that
+        holds another search (another ``init``/``advance`` program, points,
+        seeds, key, rungs, mode, ...), a :func:`jaxdescent.sweep_fn` folder or
+        other files is refused, as is a folder in use by another process, and
+        ``out`` inside ``jit``.
 
     Returns:
       :class:`Halving`: ``.best``, ``.best_state``, ``.budgets`` and ``.to_pandas()``.
@@ -788,6 +798,15 @@ def pbt(
         another member's state. ``history`` then has ``steps_run``.
       stop: ``stop(metrics) -> bool``, or ``None`` (stop at NaN only); needs ``every``.
       progress: as for :func:`jaxdescent.sweep_fn`, counted in rounds: ``progress(rounds_done, num_rounds)``.
+      out: a folder, or ``None``. Each finished round is saved there
+        atomically (every member's hyperparameters and state, the history so
+        far), and the same call after an interruption (Ctrl-C, ``kill -9``)
+        resumes after the last round saved, with the result of an
+        uninterrupted search, bit for bit; a finished folder is read back
+        without computing. A folder that holds another search (other programs,
+        points, key, rounds, ...), a :func:`jaxdescent.sweep_fn` folder or
+        other files is refused, as is a folder in use by another process, and
+        ``out`` inside ``jit``.
 
     Returns:
       :class:`PBTResult`: ``.best``, ``.best_state``, ``.hp``, ``.state`` and ``.history``.
