@@ -19,8 +19,7 @@ belongs to (stretches that start at other steps draw other keys).
 With ``every=k`` (and optionally ``stop=``) the searches advance in blocks of
 ``k`` steps inside a ``lax.while_loop`` and a run stops for good after a block
 whose metrics hold a NaN or meet ``stop(metrics)``, as :func:`stepwise` does for
-:func:`jaxdescent.sweep_fn`. With ``out=DIR`` a search saves each finished rung or round
-there (one file, ``search.npz``, replaced atomically) and a rerun resumes from it. Successive halving always advances in blocks: of
+:func:`jaxdescent.sweep_fn`. Successive halving always advances in blocks: of
 the greatest common divisor of its rungs' steps without ``every`` (and without
 stopping), so that a rung's length is a traced number of blocks.
 
@@ -29,6 +28,10 @@ successive halving is one engine call over the surviving points × seeds, with
 each run's state carried as a coordinate and the rung's steps passed as traced
 data (every rung runs one run function); all rounds of PBT are one compiled
 program whose rounds each advance the population through the engine.
+
+With ``out=DIR`` a search saves each finished rung or round there (one file,
+``search.npz``, replaced atomically: the carry a stage hands the next) and the
+same call, rerun, resumes after the last one saved.
 """
 
 import contextlib
@@ -576,7 +579,8 @@ def successive_halving(
     alive = np.arange(len(items[0][1]))
     lead = (len(alive),) if seeds is None else (len(alive), seeds)
     state = jax.tree_util.tree_map(lambda s: np.zeros(lead + s.shape, s.dtype), state_shape)  # rung 0 inits it
-    columns = ["point", *(name for name, _ in items), "rung", "steps", metric, *(["steps_run"] if every else [])]
+    columns = ["point", *(name for name, _ in items), "rung", "steps", metric,
+               *(["steps_run"] if every is not None else [])]
     carry = {"alive": alive, "state": state, "rows": {k: np.zeros(0) for k in columns}}
     config = None
     if out is not None:  # what the folder holds: this search (its run's program, points, key, rungs, chunk)
@@ -584,8 +588,9 @@ def successive_halving(
                       **({} if seeds is None else {_SEED: np.int32(0)})}
         config = {"search": "successive_halving", "program": _digest(run, hp_example, np.zeros(2, np.int32)),
                   "names": [n for n, _ in items], "points": _engine._digest_arrays(dict(items)),
-                  "key": _engine._digest_arrays(key), "metric": metric, "mode": mode, "budgets": budgets,
-                  "eta": int(eta), "seeds": seeds, "every": every, "chunk": int(chunk)}
+                  "key": _engine._digest_arrays(key), "metric": metric, "mode": mode,
+                  "budgets": [int(b) for b in budgets], "eta": int(eta), "seeds": seeds, "every": every,
+                  "chunk": int(chunk)}
     carry = _stages(out, config, carry, one_rung, len(budgets),
                     None if report is None else lambda k: report(int(before[k]), int(before[-1])))
     alive, state = carry["alive"], carry["state"]
@@ -735,9 +740,8 @@ def _pbt_rounds(hp, key, config, report, carry, out=None, identity=None):
                    for k, v in new.items()}
         if report:
             report(r + 1, config.num_rounds)
-        # hp as host values, as in round 0
-        return {"hp": {k: np.asarray(v) for k, v in new_hp.items()}, "state": new_state, "history": history,
-                "best": best}
+        return {"hp": {k: np.asarray(v) for k, v in new_hp.items()},  # host values, as in round 0
+                "state": new_state, "history": history, "best": best}
 
     carry = _stages(out, identity, carry, one_round, config.num_rounds,
                     None if report is None else lambda k: report(k, config.num_rounds))

@@ -117,6 +117,14 @@ def test_a_finished_folder_is_read_back_without_computing(tmp_path, kind):
     assert_identical(got, want)
 
 
+def test_numpy_integers_name_the_same_search_as_python_integers(tmp_path):
+    want = search("halving", eta=np.int64(2), seeds=np.int32(2), progress=False, out=tmp_path)
+    with count_compilations() as c:  # the finished folder of the same search
+        got = search("halving", eta=2, seeds=2, progress=False, out=tmp_path)
+    assert c.count == 0
+    assert_identical(got, want)
+
+
 def other_advance(hp, state, key, num_steps):  # another program: the step is halved
     return advance({**hp, "lr": hp["lr"] / 2}, state, key, num_steps)
 
