@@ -28,10 +28,18 @@ successive halving is one engine call over the surviving points × seeds, with
 each run's state carried as a coordinate and the rung's steps passed as traced
 data (every rung runs one run function); all rounds of PBT are one compiled
 program whose rounds each advance the population through the engine.
+
+With ``out=DIR`` a search saves each finished rung or round there (one file,
+``search.npz``, replaced atomically: the carry a stage hands the next) and the
+same call, rerun, resumes after the last one saved.
 """
 
+import contextlib
 import functools
+import hashlib
+import json
 import math
+from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Optional
 
 import jax
@@ -39,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxdescent import _engine, _progress, _validate
+from jaxdescent import _engine, _progress, _validate, results
 from jaxdescent._validate import InvalidArgument
 
 # Coordinates the searches add to a run's hp on the engine's run axis (taken out before the user's functions see it).
@@ -175,6 +183,15 @@ def _check_blocks(every, stop, stretches):
     return every
 
 
+def _carry_shape(state_shape, metric_shapes, every):
+    """The shapes of a run's carried state: ``init``'s, or with ``every`` :func:`_advance_blocks`' carry (the last
+    metrics, the steps run and whether the run has stopped)."""
+    if every is None:
+        return state_shape
+    return {"state": state_shape, "metrics": metric_shapes, "steps": jax.ShapeDtypeStruct((), jnp.int32),
+            "stopped": jax.ShapeDtypeStruct((), jnp.bool_)}
+
+
 def _init_run(hp, key, *, init):
     hp, key, _ = _carried(hp, key)
     return init(hp, key)
@@ -192,6 +209,92 @@ def _worst_last(score, mode):
 def _ranking(score: np.ndarray, mode: str) -> np.ndarray:
     """Indices best first; NaN last; ties keep the points' order."""
     return np.argsort(-_worst_last(np.asarray(score, np.float64), mode), kind="stable")
+
+
+# ---------------------------------------------------------------- a search saved stage by stage (out=)
+
+_SAVED = "search.npz"  # the carry after the last stage saved, with the stages done and the search's identity
+
+
+def _check_out(out, inputs) -> None:
+    """``out`` checked: ``None``, or a folder path outside ``jit`` (``inputs`` concrete) with one process."""
+    _engine.check_out_devices(out, None)
+    if out is not None and _validate.is_traced(inputs):
+        raise InvalidArgument("out= cannot be used inside jit or vmap: saving needs concrete values")
+    if out is not None and jax.process_count() > 1:
+        raise InvalidArgument("out= is not supported with several processes (jax.distributed): run without out=")
+
+
+def _with_shared(args, key, *, run):
+    hp, shared = args
+    return run(hp, key, shared)
+
+
+def _digest(run, hp_example, shared=None) -> str:
+    """The engine's :func:`jaxdescent._engine.fingerprint` of a run, ``shared`` traced; a run with a host callback
+    is refused, as ``run_grid`` refuses it (its Python body is not in the digest)."""
+    if shared is not None:
+        run, hp_example = functools.partial(_with_shared, run=run), (hp_example, shared)
+    digest, _, callbacks = _engine.fingerprint(run, hp_example, jax.random.key(0), callbacks=True)
+    if callbacks:
+        raise InvalidArgument(f"out= cannot save a search whose runs call back into Python "
+                              f"({', '.join(sorted(callbacks))}): the folder is recognised by the program, which "
+                              "shows the callback but not its Python body; run without out=")
+    return digest
+
+
+def _stages(out, config: dict, carry, stage: Callable, num_stages: int, resumed: Optional[Callable] = None):
+    """``carry = stage(s, carry)`` for each stage ``s`` (a rung, a round) in turn; the last carry.
+
+    With ``out`` (a folder), the carry after each stage (a pytree of arrays in
+    the structure of ``carry``) replaces ``out/search.npz`` atomically, and a
+    rerun of the same search (``config``, recorded by
+    :func:`jaxdescent.results.prepare`) starts after the last stage saved; a
+    finished one computes nothing. One process at a time owns the folder
+    (:func:`jaxdescent.results.lock`). ``resumed(k)`` is called when ``k`` saved
+    stages are taken up.
+    """
+    if out is None:
+        for s in range(num_stages):
+            carry = stage(s, carry)
+        return carry
+    identity = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    treedef = jax.tree_util.tree_structure(carry)
+
+    def saved():  # (stages done, carry) from out/search.npz if it proves to be this search's, else (0, first)
+        try:
+            arrays = results.load_arrays(Path(out) / _SAVED)
+            done = int(arrays.pop("__stages__"))
+            if str(arrays.pop("__identity__")) == identity and 0 < done <= num_stages \
+                    and set(arrays) == {f"leaf{i}" for i in range(treedef.num_leaves)}:
+                return done, jax.tree_util.tree_unflatten(treedef, [arrays[f"leaf{i}"]
+                                                                    for i in range(treedef.num_leaves)])
+        except (OSError, ValueError, KeyError, TypeError):  # missing, damaged, foreign: computed again
+            pass
+        return 0, first
+
+    first = carry
+    done, carry = saved()  # a finished search is read without writing anything (nor locking)
+    with contextlib.nullcontext() if done == num_stages else results.lock(results.folder(out)):
+        if done < num_stages:
+            try:
+                results.prepare(out, config)
+            except InvalidArgument as e:
+                raise InvalidArgument(f"out: {e}") from None
+            results.remove_temporaries(out, [_SAVED, "config.json"])  # what a killed write left
+            done, carry = saved()
+        if done and resumed is not None:
+            resumed(done)
+        for s in range(done, num_stages):
+            carry = stage(s, carry)
+            leaves = {f"leaf{i}": np.asarray(x) for i, x in enumerate(jax.tree_util.tree_leaves(carry))}
+            results.save_arrays(Path(out) / _SAVED, {**leaves, "__identity__": identity, "__stages__": s + 1})
+    return carry
+
+
+def _append(rows, new):
+    """``rows`` with ``new`` appended along the first axis (``rows`` empty: a placeholder of any dtype)."""
+    return np.concatenate([rows, new]) if len(rows) else np.asarray(new)
 
 
 # ---------------------------------------------------------------- input checks
@@ -316,6 +419,7 @@ def successive_halving(
     every: Optional[int] = None,
     stop: Optional[Callable[[dict], Any]] = None,
     progress: _progress.Progress = True,
+    out=None,
 ) -> Halving:
     """Successive halving: every point trains a little, the best ``1/eta`` go on, continuing from their state.
 
@@ -372,6 +476,15 @@ def successive_halving(
       progress: as for :func:`jaxdescent.sweep_fn`, counted in training
         steps (of every run, all rungs): ``progress(steps_done, total)``,
         called as each rung's pieces finish.
+      out: a folder, or ``None``. Each finished rung is saved there
+        atomically (the surviving points' states, the table so far), and the
+        same call after an interruption (Ctrl-C, ``kill -9``) resumes after the
+        last rung saved, with the result of an uninterrupted search, bit for
+        bit; a finished folder is read back without computing. A folder that
+        holds another search (another ``init``/``advance`` program, points,
+        seeds, key, rungs, mode, ...), a :func:`jaxdescent.sweep_fn` folder or
+        other files is refused, as is a folder in use by another process, and
+        ``out`` inside ``jit``.
 
     Returns:
       :class:`Halving`: ``.best``, ``.best_state``, ``.budgets`` and ``.to_pandas()``.
@@ -409,6 +522,7 @@ def successive_halving(
     if seeds is not None:
         seeds = _positive(seeds, "seeds")
     key = _check_key(key)
+    _check_out(out, (points, key))
     budgets = [min_steps]
     while budgets[-1] < max_steps:
         budgets.append(min(budgets[-1] * eta, max_steps))
@@ -416,9 +530,7 @@ def successive_halving(
     every = _check_blocks(every, stop, stretch)
     block = every if every is not None else int(np.gcd.reduce(stretch))
     state_shape, metric_shapes = _check_run(init, advance, items, metric, block, stop)
-    if every is not None:  # the carried state holds the last metrics, the steps run and whether the run has stopped
-        state_shape = {"state": state_shape, "metrics": metric_shapes, "steps": jax.ShapeDtypeStruct((), jnp.int32),
-                       "stopped": jax.ShapeDtypeStruct((), jnp.bool_)}
+    state_shape = _carry_shape(state_shape, metric_shapes, every)
     # One run function for every rung: a rung's steps are traced (shared=), so no rung compiles a program of its own.
     run = functools.partial(_advance_rung, init=init, advance=advance, block=block, halts=every is not None,
                             stop=stop)
@@ -444,15 +556,10 @@ def successive_halving(
     # cost model counts a while loop's body once, so it would take a rung's blocks for tiny runs.
     chunk = _engine.default_chunk(run, fewest, shared=np.zeros(2, np.int32))
 
-    alive = np.arange(len(items[0][1]))
-    lead = (len(alive),) if seeds is None else (len(alive), seeds)
-    state = jax.tree_util.tree_map(lambda s: np.zeros(lead + s.shape, s.dtype), state_shape)  # rung 0 inits it
-    rows = {"point": [], **{name: [] for name, _ in items}, "rung": [], "steps": [], metric: []}
-    if every is not None:
-        rows["steps_run"] = []
-    for rung, total in enumerate(budgets):
+    def one_rung(rung, carry):  # the survivors (points, state) and the rows so far, after rung
+        alive, state, total = carry["alive"], carry["state"], budgets[rung]
         on_runs = None if report is None else _progress.relay(
-            report, lambda runs, _, rung=rung: report(int(before[rung] + runs * stretch[rung]), int(before[-1])))
+            report, lambda runs, _: report(int(before[rung] + runs * stretch[rung]), int(before[-1])))
         state, metrics = _engine.run_grid(run, coords([(n, v[alive]) for n, v in items], state), key=key,
                                           chunk_size=chunk, per_call=1,
                                           shared=np.array([total - stretch[rung], total], np.int32),
@@ -460,21 +567,36 @@ def successive_halving(
         state = jax.tree_util.tree_map(np.asarray, state)  # survivors are picked on the host: no program
         score = np.asarray(metrics[metric])
         score = np.median(score, axis=1) if seeds is not None else score
-        rows["point"].append(alive)
-        for name, v in items:
-            rows[name].append(v[alive])
-        rows["rung"].append(np.full(len(alive), rung))
-        rows["steps"].append(np.full(len(alive), total))
-        rows[metric].append(score)
+        new = {"point": alive, **{name: v[alive] for name, v in items}, "rung": np.full(len(alive), rung),
+               "steps": np.full(len(alive), total), metric: score}
         if every is not None:  # the most steps a seed of the point has run (fewer once all have stopped)
-            rows["steps_run"].append(state["steps"].max(axis=1) if seeds is not None else state["steps"])
+            new["steps_run"] = state["steps"].max(axis=1) if seeds is not None else state["steps"]
         order = _ranking(score, mode)
         keep = order[:math.ceil(len(alive) / eta)] if rung < len(budgets) - 1 else order[:1]
-        alive = alive[keep]
-        state = jax.tree_util.tree_map(lambda x: x[keep], state)
+        return {"alive": alive[keep], "state": jax.tree_util.tree_map(lambda x: x[keep], state),
+                "rows": {k: _append(carry["rows"][k], v) for k, v in new.items()}}
+
+    alive = np.arange(len(items[0][1]))
+    lead = (len(alive),) if seeds is None else (len(alive), seeds)
+    state = jax.tree_util.tree_map(lambda s: np.zeros(lead + s.shape, s.dtype), state_shape)  # rung 0 inits it
+    columns = ["point", *(name for name, _ in items), "rung", "steps", metric,
+               *(["steps_run"] if every is not None else [])]
+    carry = {"alive": alive, "state": state, "rows": {k: np.zeros(0) for k in columns}}
+    config = None
+    if out is not None:  # what the folder holds: this search (its run's program, points, key, rungs, chunk)
+        hp_example = {**{n: v[0] for n, v in items}, _STATE: jax.tree_util.tree_map(lambda x: x[0], state),
+                      **({} if seeds is None else {_SEED: np.int32(0)})}
+        config = {"search": "successive_halving", "program": _digest(run, hp_example, np.zeros(2, np.int32)),
+                  "names": [n for n, _ in items], "points": _engine._digest_arrays(dict(items)),
+                  "key": _engine._digest_arrays(key), "metric": metric, "mode": mode,
+                  "budgets": [int(b) for b in budgets], "eta": int(eta), "seeds": seeds, "every": every,
+                  "chunk": int(chunk)}
+    carry = _stages(out, config, carry, one_rung, len(budgets),
+                    None if report is None else lambda k: report(int(before[k]), int(before[-1])))
+    alive, state = carry["alive"], carry["state"]
     best = {name: float(v[alive[0]]) for name, v in items}
     best_state = jax.tree_util.tree_map(lambda x: x[0], state if every is None else state["state"])
-    return Halving(best, best_state, tuple(budgets), {k: np.concatenate(v) for k, v in rows.items()})
+    return Halving(best, best_state, tuple(budgets), {k: carry["rows"][k] for k in columns})
 
 
 # ---------------------------------------------------------------- population-based training
@@ -543,6 +665,7 @@ class _PBTConfig(NamedTuple):  # static configuration of the compiled program (h
     num_copied: int
     every: Optional[int]
     stop: Optional[_engine.Static]
+    chunk: Optional[int] = None  # the engine's default unless out= records it
 
 
 def _member_keys(key, n: int):
@@ -573,42 +696,58 @@ _exploit_jitted = jax.jit(_exploit, static_argnames=("explore", "mode", "num_cop
 _member_keys_jitted = jax.jit(_member_keys, static_argnames="n")
 
 
-def _pbt_rounds(hp, key, config, report):
-    """PBT's rounds: each advances every member on the engine (one program for every round, its chunks shared
-    among the cores, the round's first step a traced value), then exploits and explores (one small program)."""
-    n = len(next(iter(hp.values())))
-    run_keys = _member_keys_jitted(key, n)
+def _pbt_runs(config):
+    """PBT's two engine runs: a member's ``init``, and its advance by one round."""
     if config.every is None:
-        init_run = functools.partial(_init_run, init=config.init.value)
-        advance_run = functools.partial(_advance_run, init=None, advance=config.advance.value,
-                                        num_steps=config.steps_per_round)
-    else:  # the state is _advance_blocks' carry: the last metrics, the steps run, whether the member has stopped
-        init_run = functools.partial(_init_blocks, init=config.init.value, advance=config.advance.value,
-                                     every=config.every)
-        advance_run = functools.partial(_advance_blocks, init=None, advance=config.advance.value,
-                                        num_steps=config.steps_per_round, every=config.every,
-                                        stop=None if config.stop is None else config.stop.value)
-    members = lambda *coords: _engine.Coords([*hp.items(), *coords, (_KEY, run_keys)],
-                                             ["point"] * (len(hp) + len(coords) + 1))
-    state = _engine.run_grid(init_run, members(), key=key, progress=False)
-    rounds = []
-    for r in range(config.num_rounds):
-        state, metrics = _engine.run_grid(advance_run, members((_STATE, state)), key=key,
-                                          shared=np.int32(r * config.steps_per_round), progress=False)
+        return (functools.partial(_init_run, init=config.init.value),
+                functools.partial(_advance_run, init=None, advance=config.advance.value,
+                                  num_steps=config.steps_per_round))
+    # The state is _advance_blocks' carry: the last metrics, the steps run, whether the member has stopped.
+    return (functools.partial(_init_blocks, init=config.init.value, advance=config.advance.value, every=config.every),
+            functools.partial(_advance_blocks, init=None, advance=config.advance.value,
+                              num_steps=config.steps_per_round, every=config.every,
+                              stop=None if config.stop is None else config.stop.value))
+
+
+def _pbt_rounds(hp, key, config, report, carry, out=None, identity=None):
+    """PBT's rounds: each advances every member on the engine (one program for every round, its chunks shared
+    among the cores, the round's first step a traced value), then exploits and explores (one small program).
+
+    ``carry`` is what a round hands the next (see :func:`_stages`, which saves it in ``out``): the members' hp and
+    state (placeholders before round 0, which makes the state with ``init``), the history so far and the best
+    member; ``identity`` is the folder's config."""
+    n = len(next(iter(hp.values())))
+    init_run, advance_run = _pbt_runs(config)
+    names = list(hp)
+    run_keys = functools.cache(lambda: _member_keys_jitted(key, n))
+    members = lambda hp, *coords: _engine.Coords([*hp.items(), *coords, (_KEY, run_keys())],
+                                                 ["point"] * (len(hp) + len(coords) + 1))
+
+    def one_round(r, carry):
+        hp = {k: carry["hp"][k] for k in names}  # in the points' order (a carry read back has its names sorted)
+        state = _engine.run_grid(init_run, members(hp), key=key, progress=False) if r == 0 else carry["state"]
+        state, metrics = _engine.run_grid(advance_run, members(hp, (_STATE, state)), key=key,
+                                          chunk_size=config.chunk, shared=np.int32(r * config.steps_per_round),
+                                          progress=False)
         score = metrics[config.metric]
         new_hp, new_state, source, best = _exploit_jitted(hp, state, score, np.int32(r), r < config.num_rounds - 1,
                                                           key, explore=config.explore, mode=config.mode,
                                                           num_copied=config.num_copied)
-        rounds.append((hp, score, source, None if config.every is None else state["steps"]))
-        hp, state = {k: np.asarray(v) for k, v in new_hp.items()}, new_state  # host values, as in round 0
+        new = {"hp": hp, "score": score, "source": source}
+        if config.every is not None:
+            new["steps_run"] = state["steps"]
+        history = {k: jax.tree_util.tree_map(lambda h, x: _append(h, np.asarray(x)[None]), carry["history"][k], v)
+                   for k, v in new.items()}
         if report:
             report(r + 1, config.num_rounds)
-    hp_rounds, scores, sources, steps_run = (jax.tree_util.tree_map(lambda *x: np.stack([np.asarray(a) for a in x]),
-                                                                    *column) for column in zip(*rounds))
-    state = state if config.every is None else state["state"]
-    best = int(best)
-    return hp, state, hp_rounds, scores, sources, best, jax.tree_util.tree_map(lambda x: np.asarray(x)[best], state), \
-        steps_run
+        return {"hp": {k: np.asarray(v) for k, v in new_hp.items()},  # host values, as in round 0
+                "state": new_state, "history": history, "best": best}
+
+    carry = _stages(out, identity, carry, one_round, config.num_rounds,
+                    None if report is None else lambda k: report(k, config.num_rounds))
+    state = carry["state"] if config.every is None else carry["state"]["state"]
+    best = int(carry["best"])
+    return carry["hp"], state, carry["history"], best, jax.tree_util.tree_map(lambda x: np.asarray(x)[best], state)
 
 
 def pbt(
@@ -626,6 +765,7 @@ def pbt(
     every: Optional[int] = None,
     stop: Optional[Callable[[dict], Any]] = None,
     progress: _progress.Progress = True,
+    out=None,
 ) -> PBTResult:
     """Population-based training (Jaderberg et al. 2017, arXiv:1711.09846): every round runs the same programs.
 
@@ -662,6 +802,15 @@ def pbt(
         another member's state. ``history`` then has ``steps_run``.
       stop: ``stop(metrics) -> bool``, or ``None`` (stop at NaN only); needs ``every``.
       progress: as for :func:`jaxdescent.sweep_fn`, counted in rounds: ``progress(rounds_done, num_rounds)``.
+      out: a folder, or ``None``. Each finished round is saved there
+        atomically (every member's hyperparameters and state, the history so
+        far), and the same call after an interruption (Ctrl-C, ``kill -9``)
+        resumes after the last round saved, with the result of an
+        uninterrupted search, bit for bit; a finished folder is read back
+        without computing. A folder that holds another search (other programs,
+        points, key, rounds, ...), a :func:`jaxdescent.sweep_fn` folder or
+        other files is refused, as is a folder in use by another process, and
+        ``out`` inside ``jit``.
 
     Returns:
       :class:`PBTResult`: ``.best``, ``.best_state``, ``.hp``, ``.state`` and ``.history``.
@@ -691,26 +840,52 @@ def pbt(
     if not callable(explore):
         raise InvalidArgument(f"explore must be callable as explore(hp, key) -> hp, got {explore!r}")
     every = _check_blocks(every, stop, [steps_per_round])
-    _check_run(init, advance, items, metric, steps_per_round if every is None else every, stop)
+    state_shape, metric_shapes = _check_run(init, advance, items, metric, steps_per_round if every is None else every,
+                                            stop)
     hp_shape = {name: jax.ShapeDtypeStruct((), v.dtype) for name, v in items}
     try:
-        out = jax.eval_shape(explore, hp_shape, jax.eval_shape(lambda: jax.random.key(0)))
+        explored = jax.eval_shape(explore, hp_shape, jax.eval_shape(lambda: jax.random.key(0)))
     except Exception as e:
         raise InvalidArgument(f"explore failed on hp={{{', '.join(hp_shape)}}} and a key: {type(e).__name__}: {e}") \
             from e
-    if not isinstance(out, Mapping) or set(out) != set(hp_shape) or any(np.shape(v) != () for v in out.values()):
-        raise InvalidArgument(f"explore must return a dict of scalars with the names {sorted(hp_shape)}, got {out!r}")
+    if not isinstance(explored, Mapping) or set(explored) != set(hp_shape) \
+            or any(np.shape(v) != () for v in explored.values()):
+        raise InvalidArgument(f"explore must return a dict of scalars with the names {sorted(hp_shape)}, "
+                              f"got {explored!r}")
     key = _check_key(key)
+    _check_out(out, (points, key))
     n = len(items[0][1])
     config = _PBTConfig(_engine.Static(init), _engine.Static(advance), _engine.Static(explore), metric, mode,
                         steps_per_round, num_rounds, max(1, int(quantile * n)), every,
                         None if stop is None else _engine.Static(stop))
     report = _progress.callback(progress, "pbt", unit="rounds")
-    hp, state, hp_rounds, scores, sources, best, best_state, steps_run = _pbt_rounds(dict(items), key, config, report)
-    hp = {k: np.asarray(v) for k, v in hp.items()}
-    history = History({k: np.asarray(v) for k, v in hp_rounds.items()}, np.asarray(scores), np.asarray(sources),
-                      steps_per_round, metric, None if steps_run is None else np.asarray(steps_run))
-    return PBTResult({k: float(v[best]) for k, v in hp.items()}, best_state, hp, state, history)
+    hp = dict(items)
+    state_shape = _carry_shape(state_shape, metric_shapes, every)
+    state = jax.tree_util.tree_map(lambda s: np.zeros((n, *s.shape), s.dtype), state_shape)  # round 0 inits it
+    history = {"hp": {k: np.zeros(0) for k in hp}, "score": np.zeros(0), "source": np.zeros(0),
+               **({} if every is None else {"steps_run": np.zeros(0)})}
+    carry = {"hp": hp, "state": state, "history": history, "best": np.int32(0)}
+    identity = None
+    if out is not None:  # what the folder holds: this search (its programs, points, key, rounds, chunk)
+        init_run, advance_run = _pbt_runs(config)
+        one = {**{k: v[0] for k, v in items}, _KEY: key}
+        keys = jax.eval_shape(functools.partial(_member_keys, n=n), key)
+        chunk = _engine.default_chunk(advance_run, _engine.Coords([*items, (_STATE, state), (_KEY, keys)],
+                                                                  ["point"] * (len(items) + 2)), shared=np.int32(0))
+        config = config._replace(chunk=int(chunk))
+        programs = [_digest(init_run, one), _digest(advance_run, {**one, _STATE: jax.tree_util.tree_map(
+            lambda x: x[0], state)}, np.int32(0)), _digest(explore, {k: v[0] for k, v in items})]
+        identity = {"search": "pbt", "program": programs, "names": list(hp), "points": _engine._digest_arrays(hp),
+                    "key": _engine._digest_arrays(key), "metric": metric, "mode": mode,
+                    "steps_per_round": steps_per_round, "num_rounds": num_rounds, "num_copied": config.num_copied,
+                    "every": every, "chunk": config.chunk}
+    hp, state, rounds, best, best_state = _pbt_rounds(hp, key, config, report, carry, out, identity)
+    hp = {k: np.asarray(hp[k]) for k in dict(items)}
+    history = History({k: np.asarray(rounds["hp"][k]) for k in dict(items)}, np.asarray(rounds["score"]),
+                      np.asarray(rounds["source"]), steps_per_round, metric,
+                      None if every is None else np.asarray(rounds["steps_run"]))
+    return PBTResult({k: float(v[best]) for k, v in hp.items()}, best_state, hp,
+                     jax.device_put(state), history)
 
 
 # ---------------------------------------------------------------- per-run early stopping
