@@ -554,7 +554,9 @@ def successive_halving(
                     jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(last + s.shape, s.dtype), state_shape))
     # A call of one chunk: a rung's runs are trainings (the host's cost per call is nothing beside them), and the
     # cost model counts a while loop's body once, so it would take a rung's blocks for tiny runs.
-    chunk = _engine.default_chunk(run, fewest, shared=np.zeros(2, np.int32))
+    # A folder's search goes on with the chunk it began with (the chunk decides the runs' last bits).
+    chunk = (out is not None and results.saved_chunk(out)) or _engine.default_chunk(run, fewest,
+                                                                                    shared=np.zeros(2, np.int32))
 
     def one_rung(rung, carry):  # the survivors (points, state) and the rows so far, after rung
         alive, state, total = carry["alive"], carry["state"], budgets[rung]
@@ -870,8 +872,8 @@ def pbt(
         init_run, advance_run = _pbt_runs(config)
         one = {**{k: v[0] for k, v in items}, _KEY: key}
         keys = jax.eval_shape(functools.partial(_member_keys, n=n), key)
-        chunk = _engine.default_chunk(advance_run, _engine.Coords([*items, (_STATE, state), (_KEY, keys)],
-                                                                  ["point"] * (len(items) + 2)), shared=np.int32(0))
+        chunk = results.saved_chunk(out) or _engine.default_chunk(advance_run, _engine.Coords(
+            [*items, (_STATE, state), (_KEY, keys)], ["point"] * (len(items) + 2)), shared=np.int32(0))
         config = config._replace(chunk=int(chunk))
         programs = [_digest(init_run, one), _digest(advance_run, {**one, _STATE: jax.tree_util.tree_map(
             lambda x: x[0], state)}, np.int32(0)), _digest(explore, {k: v[0] for k, v in items})]

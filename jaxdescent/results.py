@@ -262,8 +262,8 @@ def prepare(out_dir, config: dict) -> Path:
     return out
 
 
-def saved_chunk(out_dir, shape: list) -> Optional[int]:
-    """The chunk the runs in ``out_dir`` were computed with, if it holds a sweep of a grid of ``shape``; else None.
+def saved_chunk(out_dir, shape: Optional[list] = None) -> Optional[int]:
+    """The chunk the runs in ``out_dir`` were computed with (if ``shape`` is given, of a grid of that shape); else None.
 
     The chunk decides the runs' last bits, so a resume (on another machine,
     whose default differs) computes the rest with it (see :func:`prepare`,
@@ -273,7 +273,7 @@ def saved_chunk(out_dir, shape: list) -> Optional[int]:
         config = json.loads((Path(out_dir) / "config.json").read_text())
     except (OSError, ValueError):
         return None
-    chunk = config.get("chunk") if isinstance(config, dict) and config.get("shape") == shape else None
+    chunk = config.get("chunk") if isinstance(config, dict) and shape in (None, config.get("shape")) else None
     return chunk if isinstance(chunk, int) and not isinstance(chunk, bool) and chunk > 0 else None
 
 

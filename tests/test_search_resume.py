@@ -1,5 +1,6 @@
 """Searches that survive: successive halving and PBT with out= resume after an interruption, bit-identical."""
 
+import json
 import os
 import random
 import signal
@@ -14,7 +15,7 @@ import pandas as pd
 import pytest
 from jax import lax
 
-from jaxdescent import count_compilations, pbt, successive_halving, sweep_fn
+from jaxdescent import _engine, count_compilations, pbt, successive_halving, sweep_fn
 from jaxdescent._validate import InvalidArgument
 
 
@@ -261,3 +262,21 @@ def test_a_search_killed_5_times_at_random_moments_resumes_bit_identical(tmp_pat
     got = ns["run"](kind, out)  # the rest, here
     assert_identical(got, ns["run"](kind))
     assert sorted(os.listdir(out)) == ["config.json", "search.npz"]  # what a killed write left is gone
+
+
+@pytest.mark.parametrize("kind", ["halving", "pbt"])
+def test_a_search_resumes_on_a_machine_whose_default_chunk_differs(tmp_path, kind, monkeypatch):
+    """The folder's chunk, not the machine's default, decides the rest of the runs (their last bits)."""
+    want = search(kind, progress=False)
+    seen = []
+
+    def interrupt(done, total):
+        seen.append(done)
+        if len(seen) == 3:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        search(kind, progress=interrupt, out=tmp_path)
+    chunk = json.loads((tmp_path / "config.json").read_text())["chunk"]
+    monkeypatch.setattr(_engine, "default_chunk", lambda *a, **k: chunk + 1)  # another machine's cores
+    assert_identical(search(kind, progress=False, out=tmp_path), want)
