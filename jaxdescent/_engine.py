@@ -697,6 +697,13 @@ def check_size(num_runs: int, per_run: int, *, what: str = "the grid", extra: in
                            "split the grid")
 
 
+def check_counts(**counts) -> None:
+    """Raises (naming it) unless each count (``chunk_size=``, ``piece_runs=``) is ``None`` or an integer >= 1."""
+    for name, value in counts.items():
+        if value is not None and _validate.num_steps(value, name) < 1:
+            raise _validate.InvalidArgument(f"{name} must be >= 1, got {value}")
+
+
 def check_out_devices(out, devices) -> None:
     """Raises (naming the argument) unless ``out`` is None or a path and ``devices`` None or a list of devices."""
     if out is not None and not isinstance(out, (str, os.PathLike)):
@@ -1181,9 +1188,7 @@ def sweep_fn(
             key = jax.random.wrap_key_data(key)
         else:
             raise TypeError(f"key must be one jax.random.key(...), got {key!r}")
-    for name, value in (("chunk_size", chunk_size), ("piece_runs", piece_runs)):
-        if value is not None and _validate.num_steps(value, name) < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
+    check_counts(chunk_size=chunk_size, piece_runs=piece_runs)
     check_out_devices(out, devices)
     report = _progress.callback(progress)  # checked before compiling
     # One run function per combination of static values (just fn without static): each is its own program.
