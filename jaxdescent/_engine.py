@@ -337,6 +337,12 @@ class Runs(NamedTuple):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
+        if not isinstance(metric, str):
+            raise _validate.InvalidArgument(f"metric must be the name of one metric (a str), got {metric!r}")
+        labels = {*self.coords.names, *(stem for name, value in zip(self.coords.names, self.coords.values)
+                                         for stem, _ in leaf_names(name, value))}
+        if metric in labels:  # as to_pandas refuses it: the run's dict would hold the metric under the axis' name
+            raise _validate.InvalidArgument(f"the metric {metric!r} has the name of an axis; rename it")
         ndim = len(self.coords.shape)
         scalars = {stem: leaf for name, value in self._scalars().items() for stem, leaf in leaf_names(name, value)
                    if np.ndim(leaf) == ndim}
