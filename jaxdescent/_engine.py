@@ -1206,9 +1206,10 @@ def sweep_fn(
         where = f" with static values {dict(run.values)}" if static_items else ""
         try:
             out_shape = _output_shapes(run, hp_dtypes)
-        except Exception as e:
-            raise TypeError(f"fn failed on hp={{{', '.join(name for name, _ in hp_dtypes)}}} (traced scalars) and a "
-                            f"key{where}: {type(e).__name__}: {e}") from e
+        except Exception as e:  # an InvalidArgument stays one (fn's own check, e.g. stepwise's, named an argument)
+            error = _validate.InvalidArgument if isinstance(e, _validate.InvalidArgument) else TypeError
+            raise error(f"fn failed on hp={{{', '.join(name for name, _ in hp_dtypes)}}} (traced scalars) and a "
+                        f"key{where}: {type(e).__name__}: {e}") from e
         for leaf in jax.tree_util.tree_leaves(out_shape):
             if not isinstance(leaf, jax.ShapeDtypeStruct):
                 raise TypeError(f"fn must return a pytree of arrays, got a leaf {leaf!r}")
