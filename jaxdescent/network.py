@@ -576,6 +576,9 @@ def train_many(
     hyperparams = dict(hyperparams or {})
     for k, v in hyperparams.items():
         name = f"hyperparams[{k!r}]"
+        if not _validate.is_traced(v) and not _validate.has_bool(v) and np.ndim(v) != 1:  # an axis of the grid
+            raise _validate.InvalidArgument(f"{name} must be a 1-D array of values (one axis of the grid), got "
+                                            f"shape {np.shape(v)}")
         if k == "slope" and ste != "sigmoid":
             raise _validate.InvalidArgument(
                 f"{name}: the slope is used only by the sigmoid estimator (ste='sigmoid'), but ste={ste!r}")

@@ -218,6 +218,9 @@ def bad_calls():
         pytest.param("hyperparams['b1']", adam_with(b1=[np.inf]), id="hyperparam-inf"),
         pytest.param("hyperparams['b1']", adam_with(b1=[True]), id="hyperparam-bool"),
         pytest.param("hyperparams['b1']", adam_with(b1=np.array([0.9, 1e39])), id="hyperparam-overflows-float32"),
+        # an axis of the grid is 1-D (a 2-D one failed broadcasting, a scalar indexing a shape)
+        pytest.param("hyperparams['b1'] must be a 1-D array", adam_with(b1=np.array([[0.9, 0.8]])), id="hyperparam-2-d"),
+        pytest.param("hyperparams['b1'] must be a 1-D array", adam_with(b1=0.9), id="hyperparam-scalar"),
         # slope: a number, read only by the sigmoid estimator
         pytest.param("slope", lambda: train(key, x, y, slope=True, ste="sigmoid", **kw), id="slope-bool"),
         pytest.param("slope", lambda: train(key, x, y, slope=4.0, **kw), id="slope-with-identity"),
