@@ -337,6 +337,12 @@ class Runs(NamedTuple):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
+        if not isinstance(metric, str):
+            raise _validate.InvalidArgument(f"metric must be the name of one metric (a str), got {metric!r}")
+        labels = {*self.coords.names, *(stem for name, value in zip(self.coords.names, self.coords.values)
+                                         for stem, _ in leaf_names(name, value))}
+        if metric in labels:  # as to_pandas refuses it: the run's dict would hold the metric under the axis' name
+            raise _validate.InvalidArgument(f"the metric {metric!r} has the name of an axis; rename it")
         ndim = len(self.coords.shape)
         scalars = {stem: leaf for name, value in self._scalars().items() for stem, leaf in leaf_names(name, value)
                    if np.ndim(leaf) == ndim}
@@ -695,6 +701,13 @@ def check_size(num_runs: int, per_run: int, *, what: str = "the grid", extra: in
                            "while they are joined)",
                            "record less per run (e.g. a larger record_every), use fewer seeds or axis values, or "
                            "split the grid")
+
+
+def check_counts(**counts) -> None:
+    """Raises (naming it) unless each count (``chunk_size=``, ``piece_runs=``) is ``None`` or an integer >= 1."""
+    for name, value in counts.items():
+        if value is not None and _validate.num_steps(value, name) < 1:
+            raise _validate.InvalidArgument(f"{name} must be >= 1, got {value}")
 
 
 def check_out_devices(out, devices) -> None:
@@ -1210,9 +1223,7 @@ def sweep_fn(
             key = jax.random.wrap_key_data(key)
         else:
             raise TypeError(f"key must be one jax.random.key(...), got {key!r}")
-    for name, value in (("chunk_size", chunk_size), ("piece_runs", piece_runs)):
-        if value is not None and _validate.num_steps(value, name) < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
+    check_counts(chunk_size=chunk_size, piece_runs=piece_runs)
     check_out_devices(out, devices)
     report = _progress.callback(progress)  # checked before compiling
     # One run function per combination of static values (just fn without static): each is its own program.
@@ -1224,9 +1235,10 @@ def sweep_fn(
         where = f" with static values {dict(run.values)}" if static_items else ""
         try:
             out_shape = _output_shapes(run, hp_dtypes)
-        except Exception as e:
-            raise TypeError(f"fn failed on hp={{{', '.join(name for name, _ in hp_dtypes)}}} (traced scalars) and a "
-                            f"key{where}: {type(e).__name__}: {e}") from e
+        except Exception as e:  # an InvalidArgument stays one (fn's own check, e.g. stepwise's, named an argument)
+            error = _validate.InvalidArgument if isinstance(e, _validate.InvalidArgument) else TypeError
+            raise error(f"fn failed on hp={{{', '.join(name for name, _ in hp_dtypes)}}} (traced scalars) and a "
+                        f"key{where}: {type(e).__name__}: {e}") from e
         for leaf in jax.tree_util.tree_leaves(out_shape):
             if not isinstance(leaf, jax.ShapeDtypeStruct):
                 raise TypeError(f"fn must return a pytree of arrays, got a leaf {leaf!r}")

@@ -24,11 +24,14 @@ The piece in progress is not saved; every finished piece is kept.
 """
 
 import contextlib
+import inspect
 import signal
 import sys
 import threading
 import time
 from typing import Callable, Optional, Union
+
+from jaxdescent._validate import InvalidArgument
 
 POLL_SECONDS = 0.05
 
@@ -222,6 +225,15 @@ def callback(progress: Progress, desc: str = "sweep", unit: str = "runs") -> Opt
         return Bar(desc, unit=unit) if watching() else None
     if not callable(progress):
         raise TypeError(f"progress must be True, False, None or a callable progress(done, total), got {progress!r}")
+    try:
+        signature = inspect.signature(progress)
+    except (TypeError, ValueError):  # no signature to read (some builtins): it is called as it is
+        return progress
+    try:
+        signature.bind(0, 0)
+    except TypeError as e:  # else it would fail at the first report, after compiling, without naming progress
+        raise InvalidArgument(f"progress must be callable as progress(done, total), but {progress!r} with the "
+                              f"signature {signature} cannot be: {e}") from None
     return progress
 
 

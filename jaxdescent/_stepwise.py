@@ -323,10 +323,67 @@ def _check_key(key):
     return key if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else jax.random.wrap_key_data(key)
 
 
+def _check_host(search, points, key):
+    """Refuses a search called inside ``jax.jit`` or ``vmap`` (traced points or key): it drives a loop on the host."""
+    if _validate.is_traced((points, key)):
+        raise InvalidArgument(f"{search} cannot run inside jax.jit or jax.vmap (points or key is traced): it drives a "
+                              "loop on the host, ranking runs between its compiled calls; call it outside them "
+                              "(each of its calls is compiled already)")
+
+
+def _check_point_names(items, columns, search):
+    """Refuses a point whose name is a column of the search's table (``to_pandas`` would mix the two)."""
+    for name, _ in items:
+        if name in columns:
+            raise InvalidArgument(f"points: the name {name!r} is a column of {search}'s table ({', '.join(columns)}); "
+                                  "rename the point")
+
+
+def _check_carry(state, new_state, metrics=None, stop=None):
+    """Refuses an ``advance`` whose state changes shape or dtype (it is carried from block to block) and a ``stop``
+    that is not one bool per run; abstract values in, nothing compiled."""
+    before, after = jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(new_state)
+    same = jax.tree_util.tree_structure(state) == jax.tree_util.tree_structure(new_state)
+    if not same or any((a.shape, a.dtype) != (b.shape, b.dtype) for a, b in zip(before, after)):
+        spell = lambda t: jax.tree_util.tree_map(lambda x: f"{x.dtype}{list(x.shape)}", t)  # noqa: E731
+        raise InvalidArgument(f"advance must return the state in the shapes and dtypes init gives it (the state is "
+                              f"carried from step to step): init gives {spell(state)}, advance returns "
+                              f"{spell(new_state)}")
+    if stop is not None:
+        try:
+            verdict = jax.eval_shape(stop, metrics)
+        except Exception as e:
+            raise InvalidArgument(f"stop failed on advance's metrics: {type(e).__name__}: {e}") from e
+        if np.shape(verdict) != ():
+            raise InvalidArgument(f"stop must return one bool per run, got shape {np.shape(verdict)}")
+
+
 def _positive(value, name):
     if _validate.num_steps(value, name) < 1:
         raise InvalidArgument(f"{name} must be >= 1, got {value}")
     return int(value)
+
+
+def _nbytes(tree) -> int:
+    return sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree_util.tree_leaves(tree))
+
+
+def _check_sizes(num_runs, per_run, what, extra=0):
+    """The engine's size check (:func:`jaxdescent._engine.check_size`) on ``num_runs`` runs of ``per_run``'s
+    shapes (each run's state and metrics), before anything per run is built."""
+    _engine.check_size(num_runs, _nbytes(per_run), what=what, extra=extra)
+
+
+def _check_history(items, num_rounds, state_shape, metric_shapes, metric, every):
+    """PBT's sizes before anything is built: the population's states and metrics, and the history of every round
+    (each member's hyperparameters, metric, source and, with ``every``, steps run)."""
+    n = len(items[0][1])
+    _check_sizes(n, (state_shape, metric_shapes), "points (the population)")
+    per_round = n * (sum(np.dtype(v.dtype).itemsize for _, v in items) + np.dtype(metric_shapes[metric].dtype).itemsize
+                     + 4 + (4 if every is not None else 0))
+    _validate.check_memory("num_rounds", 2 * num_rounds * per_round,
+                           f"the history of {num_rounds:,} rounds of {n:,} members (held twice as it is stacked)",
+                           "use fewer rounds (more steps_per_round) or fewer members")
 
 
 def _check_run(init, advance, items, metric, num_steps, stop=None):
@@ -354,6 +411,7 @@ def _check_run(init, advance, items, metric, num_steps, stop=None):
     if jax.tree_util.tree_structure(new_state) != jax.tree_util.tree_structure(state):
         raise InvalidArgument("advance must return (state, metrics) with the state in init's structure, got "
                               f"{jax.tree_util.tree_structure(new_state)} for {jax.tree_util.tree_structure(state)}")
+    _check_carry(state, new_state)
     if not isinstance(metrics, Mapping) or metric not in metrics:
         have = list(metrics) if isinstance(metrics, Mapping) else type(metrics).__name__
         raise InvalidArgument(f"metric {metric!r} is not among advance's metrics {have}")
@@ -512,7 +570,9 @@ def successive_halving(
       5      3  0.70     1      4
       6      2  0.40     2      8
     """
+    _check_host("successive_halving", points, key)
     items = _check_points(points)
+    _check_point_names(items, ("point", "rung", "steps", "steps_run"), "successive_halving")
     _check_mode(mode)
     min_steps, max_steps = _positive(min_steps, "min_steps"), _positive(max_steps, "max_steps")
     if min_steps > max_steps:
@@ -530,6 +590,7 @@ def successive_halving(
     every = _check_blocks(every, stop, stretch)
     block = every if every is not None else int(np.gcd.reduce(stretch))
     state_shape, metric_shapes = _check_run(init, advance, items, metric, block, stop)
+    _check_sizes(len(items[0][1]) * (seeds or 1), (state_shape, metric_shapes), "points x seeds", 4 * (seeds or 0))
     state_shape = _carry_shape(state_shape, metric_shapes, every)
     # One run function for every rung: a rung's steps are traced (shared=), so no rung compiles a program of its own.
     run = functools.partial(_advance_rung, init=init, advance=advance, block=block, halts=every is not None,
@@ -834,7 +895,9 @@ def pbt(
       >>> found.best["lr"] >= 0.1
       True
     """
+    _check_host("pbt", points, key)
     items = _check_points(points)
+    _check_point_names(items, ("round", "member", "steps", "copied_from", "steps_run"), "pbt")
     _check_mode(mode)
     steps_per_round, num_rounds = _positive(steps_per_round, "steps_per_round"), _positive(num_rounds, "num_rounds")
     if not isinstance(quantile, (int, float, np.floating)) or isinstance(quantile, bool) or not 0 < quantile <= 0.5:
@@ -844,6 +907,7 @@ def pbt(
     every = _check_blocks(every, stop, [steps_per_round])
     state_shape, metric_shapes = _check_run(init, advance, items, metric, steps_per_round if every is None else every,
                                             stop)
+    _check_history(items, num_rounds, state_shape, metric_shapes, metric, every)
     hp_shape = {name: jax.ShapeDtypeStruct((), v.dtype) for name, v in items}
     try:
         explored = jax.eval_shape(explore, hp_shape, jax.eval_shape(lambda: jax.random.key(0)))
@@ -911,7 +975,9 @@ class Stepped(NamedTuple):
 def _stepwise_run(hp, key, *, init, advance, num_steps, every, stop):
     num_blocks = num_steps // every
     state = init(hp, key)
-    _, shapes = jax.eval_shape(lambda s: advance(hp, s, key, every), state)
+    new_state, shapes = jax.eval_shape(lambda s: advance(hp, s, key, every), state)
+    _check_carry(jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), state),
+                 new_state, shapes, stop)
     metrics = jax.tree_util.tree_map(_blank, shapes)
     curve = jax.tree_util.tree_map(lambda s: _blank(s, (num_blocks,)), shapes)
 

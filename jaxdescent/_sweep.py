@@ -323,6 +323,7 @@ def _runs(loss_fn, coords, *, optimizer, hyperparams, num_steps, record_every, d
     dtypes = {x.dtype for x in jax.tree_util.tree_leaves(coords["w0"])}
     num_steps, record_every, divergence_bound, grad_tol, chunk_size = _check_settings(
         num_steps, optimizer, hyperparams, record_every, divergence_bound, grad_tol, chunk_size, stop_early, dtypes)
+    _engine.check_counts(piece_runs=piece_runs)
     _engine.check_out_devices(out, devices)
     _xla.hint_once((jax.devices() if devices is None else list(devices) or jax.devices())[0].platform)
     run = functools.partial(_run, loss_fn=loss_fn, optimizer=optimizer, hyperparams=tuple(hyperparams),

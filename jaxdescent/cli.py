@@ -191,10 +191,17 @@ def check_optimizer(name: str, factory, hps: dict, reserved: Sequence[str]) -> N
 
     scalar = jax.ShapeDtypeStruct((), np.float32)
     try:
-        jax.eval_shape(one_step, scalar, {k: scalar for k in hps})
+        closed = jax.make_jaxpr(one_step)(scalar, {k: scalar for k in hps})
     except Exception as e:
         raise InvalidArgument(f"--hyperparam: --optimizer {name} does not take {', '.join(hps) or 'it'} as a traced "
                               f"value: {type(e).__name__}: {e}") from None
+    # An axis the step never reads gives identical results along it (sgd without momentum ignores nesterov).
+    jaxpr = closed.jaxpr
+    read = {id(v) for eqn in jaxpr.eqns for v in eqn.invars} | {id(v) for v in jaxpr.outvars}
+    for hp, var in zip(sorted(hps), jaxpr.invars[1:]):  # the dict's leaves come in sorted order
+        if id(var) not in read:
+            raise InvalidArgument(f"--hyperparam {hp}: --optimizer {name} does not use it (every value would give "
+                                  "the same runs); sweep a hyperparameter the optimizer reads")
 
 
 def count_runs(name: str, sizes: dict) -> int:

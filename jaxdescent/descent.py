@@ -1,5 +1,7 @@
 """One gradient-descent run as a single ``lax.scan``: :func:`gradient_descent` and its :class:`Trajectory`."""
 
+import functools
+import inspect
 import math
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -53,12 +55,105 @@ def recorded_steps(num_steps: int, record_every: int = 1) -> np.ndarray:
     return steps if steps[-1] == num_steps else np.append(steps, num_steps)
 
 
+# The ranges of optax's own hyperparameters, by name: outside them its update is NaN or meaningless, with no
+# error (Adam's bias correction divides by 1 - b1**t, so b1 = 1 gives 0/0; a negative eps can divide by 0).
+_OPTAX_RANGES = {
+    "b1": (lambda a: (a >= 0) & (a < 1), "in [0, 1)"),
+    "b2": (lambda a: (a >= 0) & (a < 1), "in [0, 1)"),
+    "decay": (lambda a: (a >= 0) & (a <= 1), "in [0, 1]"),
+    "momentum": (lambda a: a >= 0, ">= 0"),
+    "eps": (lambda a: a >= 0, ">= 0"),
+    "eps_root": (lambda a: a >= 0, ">= 0"),
+    "weight_decay": (lambda a: a >= 0, ">= 0"),
+    "learning_rate": (lambda a: a > 0, "> 0"),
+}
+
+
+def _numbers(value) -> Optional[np.ndarray]:
+    """``value`` as a float64 array when it is concrete real numbers (not booleans); else None (not checked)."""
+    if value is None or isinstance(value, (bool, np.bool_, str, bytes)) or callable(value) \
+            or _validate.is_traced(value):
+        return None
+    try:
+        a = np.asarray(value)
+    except (TypeError, ValueError):
+        return None
+    if a.dtype == bool or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        return None
+    return a.astype(np.float64)
+
+
+def check_optax_numbers(values: dict, label: Callable[[str], str], *, optax_names: bool) -> None:
+    """Raises, naming ``label(key)``, for a non-finite number among ``values`` (name → number or array), and with
+    ``optax_names`` for one of optax's hyperparameters out of its range (:data:`_OPTAX_RANGES`).
+
+    Values that are not concrete numbers (traced, callables such as schedules, flags, ``None``) pass."""
+    for key, value in values.items():
+        a = _numbers(value)
+        if a is None:
+            continue
+        if not np.all(np.isfinite(a)):
+            raise _validate.InvalidArgument(
+                f"{label(key)} must be finite, got {a[~np.isfinite(a)].ravel()[:3].tolist()}")
+        if optax_names and key in _OPTAX_RANGES:
+            ok, rule = _OPTAX_RANGES[key]
+            if not np.all(ok(a)):
+                raise _validate.InvalidArgument(
+                    f"{label(key)} must be {rule} (optax's {key}), got {a[~ok(a)].ravel()[:3].tolist()}")
+
+
+def _unwrap(factory):
+    """A factory's function under its ``functools.partial`` layers, and the numbers they bind: ``(func, {name:
+    value})`` (positional arguments named by the function's signature where it can be read)."""
+    bound, layers = {}, []
+    while isinstance(factory, functools.partial):
+        layers.append(factory)
+        factory = factory.func
+    for layer in reversed(layers):  # the outer partial's arguments come after (and override) the inner's
+        args = list(layer.args)
+        if args:
+            try:
+                names = [n for n in inspect.signature(factory).parameters][len(bound):]
+            except (TypeError, ValueError):
+                names = []
+            bound.update({n: v for n, v in zip(names, args)})
+        bound.update(layer.keywords)
+    return factory, bound
+
+
+def _from_optax(func) -> bool:
+    return func is None or str(getattr(func, "__module__", "")).startswith("optax")
+
+
+def check_transformation(tx: optax.GradientTransformation, name: str = "optimizer") -> None:
+    """Raises (naming ``name``) for a non-finite or out-of-range hyperparameter that ``tx`` shows: the values of an
+    ``optax.inject_hyperparams`` state, read from ``tx.init``'s jaxpr (traced abstractly, nothing compiles).
+
+    An already built ``optax.adam(float("nan"))`` keeps its numbers in closures: no check can read them, and its
+    run's iterates are NaN.
+    """
+    try:
+        closed, shape = jax.make_jaxpr(tx.init, return_shape=True)(jax.ShapeDtypeStruct((), jnp.float32))
+    except Exception:  # an init that needs other parameters: nothing to read
+        return
+    outs = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(shape), closed.jaxpr.outvars)
+    injected = (optax.InjectHyperparamsState, optax.InjectStatefulHyperparamsState)
+    states = [s for s in jax.tree_util.tree_leaves(outs, is_leaf=lambda s: isinstance(s, injected))
+              if isinstance(s, injected)]
+    for state in states:  # a hyperparameter computed in init (a schedule's value) is a variable, not a literal
+        values = {k: getattr(v, "val", None) for k, v in state.hyperparams.items()}
+        check_optax_numbers(values, lambda k: f"{name}: its hyperparameter {k}", optax_names=True)
+
+
 def check_optimizer(optimizer: Optional[OptimizerFactory], hyperparams: Optional[dict] = None,
                     name: str = "optimizer") -> None:
     """Raises unless ``optimizer(learning_rate=..., **hyperparams)`` builds an optax transformation.
 
     The factory is called once here with the first value of each
-    hyperparameter (plain Python, nothing compiles).
+    hyperparameter (plain Python, nothing compiles). The numbers a
+    ``functools.partial`` binds must be finite, and for an optax factory
+    its known hyperparameters (``b1``, ``b2``, ``momentum``, ``eps`` …),
+    bound or swept in ``hyperparams``, must be in range.
     """
     if optimizer is None and not hyperparams:
         return
@@ -67,6 +162,10 @@ def check_optimizer(optimizer: Optional[OptimizerFactory], hyperparams: Optional
             f"{name} must be an optax optimizer factory such as optax.adam or optax.sgd, not {optimizer!r}; "
             "jaxdescent calls it inside the compiled run with learning_rate= (and your hyperparams) as traced "
             "values")
+    func, bound = _unwrap(optimizer)
+    check_optax_numbers(bound, lambda k: f"{name}: its {k}", optax_names=_from_optax(func))
+    check_optax_numbers({k: v for k, v in (hyperparams or {}).items()}, lambda k: f"hyperparams[{k!r}]",
+                        optax_names=_from_optax(func))
     example = {k: 0.5 if _validate.is_traced(v) or not np.size(v) else np.asarray(v).reshape(-1)[0].item()
                for k, v in (hyperparams or {}).items()}
     try:

@@ -34,7 +34,7 @@ from jax.typing import ArrayLike
 
 from jaxdescent import _engine, _validate
 from jaxdescent._engine import Static
-from jaxdescent.descent import check_optimizer, descend, make_optimizer
+from jaxdescent.descent import check_optimizer, check_transformation, descend, make_optimizer
 
 ESTIMATORS = (None, "identity", "clipped", "sigmoid")
 """The backward passes :func:`step` knows: ``None`` is the true (zero) derivative."""
@@ -450,7 +450,13 @@ def train(
         ``sweep_fn(lambda hp, key: train(..., optimizer=optax.adam(hp["lr"]))``,
         its hyperparameters are traced). Outside a trace a new optimizer
         object compiles anew: for many values use :func:`jaxdescent.sweep_fn`
-        or :func:`train_many`.
+        or :func:`train_many`. The hyperparameters of an
+        ``optax.inject_hyperparams`` optimizer are checked (finite; optax's
+        ``b1``, ``b2``, ``momentum``, ``eps`` … in range); those of an
+        already built ``optax.adam(...)`` are hidden in its closures and
+        cannot be: a NaN there gives NaN parameters, not an error. To have
+        them checked, use ``optax.inject_hyperparams(optax.adam)(...)`` or
+        :func:`train_many` with ``optimizer_factory``.
       num_steps: updates to make (>= 0).
       ste: the estimator (see :func:`step`).
       slope: the sigmoid surrogate's slope (traced); only with ``ste="sigmoid"``
@@ -473,6 +479,7 @@ def train(
     """
     if not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(f"optimizer must be an optax.GradientTransformation such as optax.adam(1e-2), got {optimizer!r}")
+    check_transformation(optimizer)
     _validate.prng_key(key, "key")
     x, y, n_hidden, num_steps = _check_training(x, y, n_hidden=n_hidden, num_steps=num_steps, ste=ste, slope=slope,
                                                 stop_when_solved=stop_when_solved)
@@ -576,6 +583,9 @@ def train_many(
     hyperparams = dict(hyperparams or {})
     for k, v in hyperparams.items():
         name = f"hyperparams[{k!r}]"
+        if not _validate.is_traced(v) and not _validate.has_bool(v) and np.ndim(v) != 1:  # an axis of the grid
+            raise _validate.InvalidArgument(f"{name} must be a 1-D array of values (one axis of the grid), got "
+                                            f"shape {np.shape(v)}")
         if k == "slope" and ste != "sigmoid":
             raise _validate.InvalidArgument(
                 f"{name}: the slope is used only by the sigmoid estimator (ste='sigmoid'), but ste={ste!r}")

@@ -59,6 +59,22 @@ def grid(lo: float, hi: float, step: float) -> np.ndarray:
     return lo + step * np.arange(n, dtype=np.float64)
 
 
+def _check_spacing(lo, hi, step, dtype) -> None:
+    """Refuses, before the grid is built, a ``step`` below ``dtype``'s spacing at the grid's largest magnitude.
+
+    There neighbouring points would round to one value (which :func:`_in_dtype` finds only after building
+    every point: 2.5e8 of them for ``step=4e-9`` on [0, 1]). A step at least that spacing keeps neighbours
+    apart, and the grid has at most about 2 / eps(dtype) points.
+    """
+    edge = max(abs(float(lo)), abs(float(hi)))
+    spacing = float(np.spacing(np.asarray(edge, dtype)))
+    if step < spacing:
+        raise InvalidArgument(
+            f"step {step} is too small for {dtype} (the runs' float): near {edge:g} its numbers are {spacing:.3g} "
+            "apart, so neighbouring grid points would round to the same value; use a larger step, or float64 "
+            "(jax.config.update('jax_enable_x64', True))")
+
+
 def _in_dtype(points: np.ndarray, step, dtype) -> np.ndarray:
     """``points`` cast to ``dtype``, refusing a grid whose points coincide there, as XLA sees them.
 
@@ -114,6 +130,7 @@ def grid_search(loss_fn: Callable[[jax.Array], jax.Array], lo: float, hi: float,
     dtype = np.dtype(jnp.result_type(float))
     _validate.representable(lo, "lo", dtype)
     _validate.representable(hi, "hi", dtype)
+    _check_spacing(lo, hi, step, dtype)
     points = jnp.asarray(_in_dtype(grid(lo, hi, step), step, dtype))
     _validate.scalar_loss(loss_fn, points[0])
     i, loss = _argmin(jax.vmap(loss_fn)(points))

@@ -319,8 +319,8 @@ def bifurcation(
       keep: iterates kept at the end, an int with 3 <= keep <= num_steps
         (memory: keep iterates of w0's size per learning rate).
       max_period: the longest period searched for.
-      rtol: the period tolerance, relative to max|w|.
-      atol: the period tolerance, absolute.
+      rtol: the period tolerance, relative to max|w|, in [0, 1).
+      atol: the period tolerance, absolute, finite and >= 0.
       divergence_bound: a run escapes when some |w_i| exceeds this (or is inf/nan).
       chunk_size: learning rates vmapped together (default: the engine's).
 
@@ -357,6 +357,12 @@ def bifurcation(
     if max_period < 1:
         raise ValueError(f"max_period must be >= 1, got {max_period}")
     rtol, atol = _number(rtol, "rtol", positive=False), _number(atol, "atol", positive=False)
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if not np.isfinite(value):  # an infinite tolerance reads every orbit, a diverging one aside, as period 1
+            raise _validate.InvalidArgument(f"{name} must be finite, got {value!r}")
+    if rtol >= 1:  # two iterates differ by at most 2s: rtol >= 2 reads every orbit as period 1, and 1 is no tolerance
+        raise _validate.InvalidArgument(f"rtol must be < 1 (a tolerance relative to the orbit's largest |w_i|), "
+                                        f"got {rtol!r}")
     divergence_bound = _number(divergence_bound, "divergence_bound", positive=True)
     if chunk_size is not None and _validate.num_steps(chunk_size, "chunk_size") < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")

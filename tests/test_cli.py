@@ -270,6 +270,8 @@ BAD_INPUTS = [
     ("sweep", {"--hyperparam": "w0=1"}, "the name is taken"),
     ("sweep", {"--hyperparam": "learning_rate=1"}, "the name is taken"),
     ("sweep", {"--hyperparam": "nesterov=1", "--optimizer": "momentum"}, "traced value"),
+    ("sweep", {"--hyperparam": "nesterov=1,0", "--optimizer": "sgd"}, "--optimizer sgd does not use it"),
+    ("train", {"--hyperparam": "nesterov=1,0", "--optimizer": "sgd"}, "--optimizer sgd does not use it"),
     # the other options
     ("sweep", {"--piece-runs": "0"}, "must be >= 1"),
     ("sweep", {"--piece-runs": "-1"}, "must be >= 1"),

@@ -1,3 +1,4 @@
+import functools
 import re
 
 import chex
@@ -194,6 +195,8 @@ def bad_calls():
     rates, key, x1, y_short, no_keys = jnp.array([0.1, -1.0]), jax.random.key(0), x[0], y[:3], keys[:0]
     float_key, float_keys = jnp.zeros(2), jnp.zeros((2, 2))
     raw_3, raw_23 = jnp.zeros(3, jnp.uint32), jnp.zeros((2, 3), jnp.uint32)  # key data is (2,) uint32
+    injected_nan = optax.inject_hyperparams(optax.adam)(learning_rate=float("nan"))
+    injected_b1 = optax.inject_hyperparams(optax.adam)(learning_rate=0.1, b1=1.0)
     return [
         pytest.param("x", lambda: forward(p, x3), id="forward-x-features"),
         pytest.param("y", lambda: mse(p, x, y3), id="mse-y-examples"),
@@ -218,6 +221,19 @@ def bad_calls():
         pytest.param("hyperparams['b1']", adam_with(b1=[np.inf]), id="hyperparam-inf"),
         pytest.param("hyperparams['b1']", adam_with(b1=[True]), id="hyperparam-bool"),
         pytest.param("hyperparams['b1']", adam_with(b1=np.array([0.9, 1e39])), id="hyperparam-overflows-float32"),
+        # optimizer numbers that can be read: an inject_hyperparams state, a factory's partial, optax's ranges
+        pytest.param("optimizer: its hyperparameter learning_rate must be finite",
+                     lambda: train(key, x, y, **{**kw, "optimizer": injected_nan}), id="inject-hyperparams-nan"),
+        pytest.param("optimizer: its hyperparameter b1 must be in [0, 1)",
+                     lambda: train(key, x, y, **{**kw, "optimizer": injected_b1}), id="inject-hyperparams-b1"),
+        pytest.param("hyperparams['momentum'] must be >= 0",
+                     many(optimizer_factory=optax.sgd, hyperparams={"momentum": np.array([-0.5])}),
+                     id="train-many-momentum-negative"),
+        pytest.param("optimizer_factory: its eps must be >= 0",
+                     many(optimizer_factory=functools.partial(optax.adam, eps=-1.0)), id="train-many-partial-eps"),
+        # an axis of the grid is 1-D (a 2-D one failed broadcasting, a scalar indexing a shape)
+        pytest.param("hyperparams['b1'] must be a 1-D array", adam_with(b1=np.array([[0.9, 0.8]])), id="hyperparam-2-d"),
+        pytest.param("hyperparams['b1'] must be a 1-D array", adam_with(b1=0.9), id="hyperparam-scalar"),
         # slope: a number, read only by the sigmoid estimator
         pytest.param("slope", lambda: train(key, x, y, slope=True, ste="sigmoid", **kw), id="slope-bool"),
         pytest.param("slope", lambda: train(key, x, y, slope=4.0, **kw), id="slope-with-identity"),

@@ -17,6 +17,7 @@ import pytest
 
 import jaxdescent
 from jaxdescent import LogUniform, Uniform, count_compilations, optuna_search
+from jaxdescent._validate import InvalidArgument
 
 optuna = pytest.importorskip("optuna")
 TrialState = optuna.trial.TrialState
@@ -234,7 +235,20 @@ BAD = [
                  id="space-string"),
     pytest.param(dict(space={"x": ["adam", "sgd"]}), r"space\['x'\] must hold real numbers", id="space-str-choices"),
     pytest.param(dict(space={"seed": Uniform(0.0, 1.0)}), "'seed' is reserved", id="space-name-seed"),
+    # 10**7 trials were asked one by one (hours, and gigabytes held by the study) before anything ran
+    pytest.param(dict(batch_size=10**7), "batch_size must be at most 100,000", id="batch-size-huge"),
+    pytest.param(dict(num_batches=10**9, batch_size=10**4), "num_batches x batch_size: 10,000,000,000,000 trials",
+                 id="trials-beyond-memory"),
 ]
+
+
+def test_inside_jit_is_refused_naming_the_host_loop():
+    study = optuna.create_study()
+    with pytest.raises(InvalidArgument, match="optuna_search cannot run inside jax.jit"):
+        jax.jit(lambda key: optuna_search(bowl, study, {"x": Uniform(-1.0, 1.0), "lr": LogUniform(1e-3, 1.0),
+                                                        "width": [8, 16]}, num_batches=1, batch_size=2, metric="loss",
+                                          key=key, progress=False))(jax.random.key(1))
+    assert study.trials == []
 
 
 @pytest.mark.parametrize("change, message", BAD)

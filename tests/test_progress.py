@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdescent import _cost, _progress, sweep, sweep_fn
+from jaxdescent import _cost, _progress, count_compilations, sweep, sweep_fn
 from jaxdescent.losses import sextic
 
 
@@ -208,6 +208,17 @@ def test_a_shorter_line_blanks_the_longer_one_before_it():
 def test_progress_must_be_a_flag_or_a_callable(bad):
     with pytest.raises(TypeError, match="progress must be"):
         sweep_fn(_noisy, {"a": np.arange(3.0)}, progress=bad)
+
+
+@pytest.mark.parametrize("bad", [
+    pytest.param(lambda done: None, id="one-argument"),
+    pytest.param(lambda done, total, desc: None, id="three-arguments"),
+    pytest.param(lambda *, done, total: None, id="keyword-only"),
+])
+def test_progress_of_the_wrong_signature_is_named_before_compiling(bad):
+    with count_compilations() as c, pytest.raises(TypeError, match=r"progress must be callable as progress\(done, total\)"):
+        sweep_fn(_noisy, {"a": np.arange(3.0)}, progress=bad)
+    assert c.count == 0
 
 
 @pytest.mark.parametrize("bad", [0, -5, 2.5, True])

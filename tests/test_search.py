@@ -1,5 +1,6 @@
 
 import re
+import tracemalloc
 from pathlib import Path
 
 import jax
@@ -73,6 +74,21 @@ def test_newton_in_two_dimensions():
 def test_grid_search_bad_input(args, name):
     with pytest.raises(ValueError, match=re.escape(name)):
         grid_search(lambda w: -w, *args)
+
+
+def test_grid_search_refuses_a_step_below_the_float_spacing_before_building_the_grid():
+    """step=2e-8 on [0, 1] in float32 (spacing 6e-8 near 1): the 5e7 points (400 MB of float64) were built and
+    cast before the points that coincide were found."""
+    if jax.config.jax_enable_x64:
+        pytest.skip("float32 is the runs' float only without x64")
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=re.escape("step 2e-08 is too small for float32")):
+            grid_search(lambda w: -w, 0.0, 1.0, 2e-8)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10**7  # bytes: nothing per grid point
 
 
 def test_grid_search_refuses_a_loss_that_is_nan_everywhere():

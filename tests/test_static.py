@@ -15,6 +15,7 @@ import optax
 import pytest
 
 from jaxdescent import Uniform, count_compilations, sample, sweep_fn
+from jaxdescent._validate import InvalidArgument
 
 LRS = {"lr": np.array([0.05, 0.2], np.float32)}
 STATIC = {"width": [2, 3], "num_steps": [3, 5]}
@@ -205,6 +206,22 @@ def test_top_against_a_plain_sort():
                        ({"metric": "loss", "mode": "best"}, "mode"), ({"metric": "loss", "k": 0}, "k must")):
         with pytest.raises(ValueError, match=match):
             runs.top(**bad)
+
+
+@pytest.mark.parametrize("metric", ["lr", "width"], ids=["axis", "static"])
+def test_top_refuses_a_metric_named_as_an_axis_as_to_pandas_does(metric):
+    runs = sweep_fn(lambda hp, key: {"loss": hp["lr"] * hp["width"], metric: 2 * hp["lr"]},
+                    {"lr": np.array([0.1, 0.2])}, static={"width": [1, 2]}, progress=False)
+    with pytest.raises(ValueError, match=f"the metric '{metric}' has the name of an axis"):
+        runs.to_pandas()
+    with pytest.raises(ValueError, match=f"the metric '{metric}' has the name of an axis"):
+        runs.top(metric)
+
+
+def test_top_names_metric_when_it_is_not_a_string():
+    runs = sweep_fn(lambda hp, key: {"loss": hp["lr"]}, {"lr": np.array([0.1, 0.2])}, progress=False)
+    with pytest.raises(InvalidArgument, match=r"metric must be the name of one metric \(a str\), got \['loss'\]"):
+        runs.top(["loss"])
 
 
 def test_progress_counts_rise_over_the_whole_sweep():

@@ -426,15 +426,16 @@ def test_stepwise_stops_at_the_first_block_where_the_rule_or_a_nan_holds():
 
 
 def _sh(**kw):
-    args = dict(metric="loss", min_steps=1, max_steps=4) | kw
+    args = dict(metric="loss", min_steps=1, max_steps=4, init=init, advance=advance) | kw
     points = args.pop("points", POINTS)
-    return successive_halving(init, advance, points, **args)
+    return successive_halving(args.pop("init"), args.pop("advance"), points, **args)
 
 
 def _pbt(**kw):
-    args = dict(metric="loss", steps_per_round=1, num_rounds=2, explore=lambda hp, key: hp) | kw
+    args = dict(metric="loss", steps_per_round=1, num_rounds=2, explore=lambda hp, key: hp, init=init,
+                advance=advance) | kw
     points = args.pop("points", POINTS)
-    return pbt(init, advance, points, **args)
+    return pbt(args.pop("init"), args.pop("advance"), points, **args)
 
 
 @pytest.mark.parametrize("call, name", [
@@ -456,6 +457,34 @@ def _pbt(**kw):
     pytest.param(lambda: _pbt(explore=lambda hp, key: {"lr": hp["lr"]}), "explore", id="explore-names"),
     pytest.param(lambda: _pbt(num_rounds=0), "num_rounds", id="num_rounds=0"),
     pytest.param(lambda: stepwise(decay_init, decay_advance, num_steps=10, every=3), "every", id="every"),
+    # point names that are columns of the tables: to_pandas interleaved or overwrote them
+    pytest.param(lambda: _sh(points={**POINTS, "steps": POINTS["lr"]}), "points: the name 'steps'", id="sh-steps"),
+    *(pytest.param(lambda name=name: _pbt(points={**POINTS, name: POINTS["lr"]}), f"points: the name '{name}'",
+                   id=f"pbt-{name}") for name in ("round", "member", "copied_from")),
+    # sizes, before anything per run is built: seeds=10**9 built a 4 GB seed axis first; PBT checked nothing
+    pytest.param(lambda: _sh(seeds=10**9), "points x seeds has 8,000,000,000 runs", id="sh-seeds-huge"),
+    pytest.param(lambda: pbt(lambda hp, key: jnp.zeros(10**4), lambda hp, w, key, n: (w, {"loss": jnp.sum(w)}),
+                             {"lr": np.ones(10**6, np.float32)}, metric="loss", steps_per_round=1, num_rounds=2,
+                             explore=lambda hp, key: hp), "points \\(the population\\)", id="pbt-population-huge"),
+    pytest.param(lambda: _pbt(num_rounds=10**9), "num_rounds: the history of 1,000,000,000 rounds", id="pbt-rounds"),
+    # an advance that changes the carried state, a stop that is not one bool: JAX's carry errors named neither
+    *(pytest.param(lambda search=search, change=change: search(points={"rate": np.float32([0.5, 0.9])}, metric="w",
+                                                                init=decay_init, advance=change),
+                   "advance must return the state in the shapes and dtypes", id=f"{search.__name__[1:]}-{what}")
+      for search in (_sh, _pbt) for what, change in (("dtype", lambda hp, w, k, n: (w.astype(jnp.float16), {"w": w})),
+                                                      ("shape", lambda hp, w, k, n: (jnp.stack([w, w]), {"w": w})))),
+    pytest.param(lambda: sweep_fn(stepwise(decay_init, lambda hp, w, k, n: (jnp.stack([w, w]), {"w": w}), num_steps=4,
+                                           every=2), {"rate": np.float32([0.5])}, progress=False),
+                 "advance must return the state in the shapes and dtypes", id="stepwise-shape"),
+    pytest.param(lambda: sweep_fn(stepwise(decay_init, decay_advance, num_steps=4, every=2,
+                                           stop=lambda m: jnp.stack([m["w"] < 0, m["w"] < 1])),
+                                  {"rate": np.float32([0.5]), "nan_above": np.float32([2.0])}, progress=False),
+                 "stop must return one bool per run", id="stepwise-stop-vector"),
+    # inside jit: they pick survivors and exploit on the host (a tracer conversion error before)
+    pytest.param(lambda: jax.jit(lambda lr: _sh(points={"lr": lr, "noise": lr}))(POINTS["lr"]),
+                 "successive_halving cannot run inside jax.jit", id="sh-in-jit"),
+    pytest.param(lambda: jax.jit(lambda key: _pbt(key=key))(jax.random.key(1)), "pbt cannot run inside jax.jit",
+                 id="pbt-in-jit"),
 ])
 def test_bad_inputs_raise_one_clear_error_before_compiling(call, name):
     with count_compilations() as c, pytest.raises(InvalidArgument, match=name):

@@ -230,6 +230,18 @@ def test_four_devices_bit_identical_to_one(tmp_path):
                      r"grad_tol=0\.0001 squared underflows float16, w0's float", id="grad-tol-default-in-float16"),
         pytest.param(dict(grad_tol=1e-20), ValueError, "grad_tol=1e-20 squared underflows float32",
                      id="grad-tol-underflows-float32"),
+        pytest.param(dict(optimizer=optax.adam, hyperparams={"b1": [0.9, 1.5]}), ValueError,
+                     r"hyperparams\['b1'\] must be in \[0, 1\) \(optax's b1\), got \[1.5\]", id="adam-b1-above-1"),
+        pytest.param(dict(optimizer=optax.adam, hyperparams={"eps": [-1e-8]}), ValueError,
+                     r"hyperparams\['eps'\] must be >= 0", id="adam-eps-negative"),
+        pytest.param(dict(optimizer=functools.partial(optax.sgd, momentum=float("nan"))), ValueError,
+                     "optimizer: its momentum must be finite", id="partial-momentum-nan"),
+        pytest.param(dict(piece_runs=0), ValueError, "piece_runs must be >= 1", id="piece-runs-0"),
+        pytest.param(dict(piece_runs=-5), ValueError, "piece_runs must be >= 0", id="piece-runs-negative"),
+        pytest.param(dict(piece_runs=2.5), TypeError, "piece_runs must be a non-negative integer",
+                     id="piece-runs-float"),
+        pytest.param(dict(piece_runs="8"), TypeError, "piece_runs must be a non-negative integer",
+                     id="piece-runs-str"),
     ],
 )
 def test_bad_input_raises_before_compiling(kwargs, error, match):
