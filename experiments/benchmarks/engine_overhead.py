@@ -172,7 +172,7 @@ def parse_args(argv=None):
     return args
 
 
-ARGS = parse_args()
+ARGS = parse_args() if __name__ == "__main__" else None  # imported (width_ladder.py): no arguments of its own
 # jaxdescent first: its import sets XLA's compiled-loop flag, which JAX reads once, when its backend starts.
 import jaxdescent  # noqa: E402, I001
 
@@ -267,8 +267,8 @@ def fullbatch_mlp(points, steps):
     return train, axes, dict(product=False, seeds=None)
 
 
-def minibatch_mlp(points, seeds, steps, eval_every, batch=128):
-    """A 64→64→10 tanh MLP, minibatches of 128 drawn without replacement each step, AdamW on a warmup-cosine
+def minibatch_mlp(points, seeds, steps, eval_every, batch=128, hidden=64):
+    """A 64→hidden→10 tanh MLP (64 by default), minibatches of 128 drawn without replacement each step, AdamW on a warmup-cosine
     schedule written by hand (so the warmup length can be traced); a validation accuracy curve."""
     x_all, y_all, x_test, y_test = digits()
     split = np.random.default_rng(1).permutation(x_all.shape[0])
@@ -295,7 +295,7 @@ def minibatch_mlp(points, seeds, steps, eval_every, batch=128):
 
     def train(hp, key):
         init_key, batch_key = jax.random.split(key)
-        params = init_mlp(init_key, (64, 64, 10))
+        params = init_mlp(init_key, (64, hidden, 10))
         opt = optax.adamw(schedule(hp["learning_rate"], hp["warmup"]), weight_decay=hp["weight_decay"])
 
         def step(carry, t):
