@@ -11,7 +11,8 @@ product (seen: a full-batch MLP, 1437 × 64 inputs, 1.4x slower per run at
 any width from 2 to 32 than one run at a time).
 
 The model reads one run's program (its jaxpr, loop bodies counted as many
-times as they run; nothing is compiled for it), knowing what each input
+times as they run, a ``while`` loop as many as its code bounds it to; nothing
+is compiled for it), knowing what each input
 varies with: the point's hyperparameters, the seed (or key), or neither:
 
 * **work per operation** = (flops of its matrix products and convolutions +
@@ -26,7 +27,8 @@ varies with: the point's hyperparameters, the seed (or key), or neither:
   ``SEED_SHARE`` of those executed, or no seed axis) gains nothing more from
   width once its operations' fixed cost is shared, and loses once the chunk's
   values outgrow the cache: the chunk is at most the power of two of runs
-  whose loop body writes ``CACHE_BYTES`` per pass (seen: the step network,
+  whose loop body writes a core's own cache per pass (its size read from the
+  OS: :func:`core_cache_bytes`) (seen: the step network,
   27 kB a pass, 1.2x slower at 256 runs than at 32). A run that draws every
   step (minibatches, dropout) keeps the wide chunk: its rows of seeds compute
   those draws once for all their points (seen: a minibatch MLP, 3x faster
@@ -51,16 +53,17 @@ and with it the same bits. Pass ``chunk_size`` to fix it across machines.
 """
 
 import functools
+import glob
 import math
 import operator
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from jax.extend.core import Literal
 
 CHUNK_SIZE = 256  # the widest CPU chunk: 256 one-parameter runs of the sextic stay in L1 across steps
 LARGE_OPERATION_FLOPS = 1 << 16  # work per operation at which a run runs alone (a 64 x 32 x 32 product)
 CHUNK_BYTES = 1 << 28  # the most working memory a chunk may hold (memory is O(chunk))
-CACHE_BYTES = 1 << 20  # what a chunk's loop body may write per pass: about a core's L2 cache (1-2 MiB on x86)
+CACHE_BYTES = 1 << 20  # a core's own cache where the OS does not say (see core_cache_bytes): 1-2 MiB L2 on x86
 SEED_SHARE = 0.01  # seed-only operations (of all executed) from which rows of seeds share them instead
 CONVOLUTION_CHUNK = 8  # the widest chunk of runs whose convolution kernels vary: one grouped convolution
 PIECE_SECONDS = 30.0  # estimated work per piece, on all cores
@@ -162,6 +165,53 @@ def _pass(jaxpr, classes: list, times: float, tally: _Tally) -> list:
     return outs
 
 
+def _number(v) -> Optional[float]:
+    return float(v.val) if isinstance(v, Literal) and getattr(v.val, "shape", ()) == () else None
+
+
+def _trips(eqn) -> Optional[float]:
+    """A ``while`` loop's passes as its code bounds them, or None: its condition compares a counter (carried from
+    a literal start, the body adding a literal step) with a literal bound, or with a carry the body passes through
+    unchanged from a literal (``fori_loop(0, n, ...)`` with ``n`` a Python int inside ``lax.cond``, ``stepwise``,
+    ``stop_early``, ``every=``). Other tests in the condition (a run that stops early) can only end it sooner:
+    the bound is what the run may cost, as a piece's size must assume."""
+    p = eqn.params
+    cond, body = p["cond_jaxpr"].jaxpr, p["body_jaxpr"].jaxpr
+    nc, nb = p["cond_nconsts"], p["body_nconsts"]
+    init, carried = eqn.invars[nc + nb:], cond.invars[nc:]
+
+    def start(j):
+        return _number(init[j])
+
+    def value(v):  # a literal, or a carry that stays as it started
+        if isinstance(v, Literal):
+            return _number(v)
+        j = next((j for j, c in enumerate(carried) if c is v), None)
+        return start(j) if j is not None and body.outvars[j] is body.invars[nb + j] else None
+
+    def step(j):  # the literal the body adds to carry j
+        out = body.outvars[j]
+        for e in body.eqns:
+            if e.primitive.name == "add" and e.outvars[0] is out and body.invars[nb + j] in e.invars:
+                return next((x for x in map(_number, e.invars) if x is not None), None)
+        return None
+
+    found = []
+    for e in cond.eqns:
+        name, (a, b) = e.primitive.name, (e.invars + [None, None])[:2]
+        if name in ("gt", "ge"):
+            name, a, b = {"gt": "lt", "ge": "le"}[name], b, a
+        if name not in ("lt", "le", "ne"):
+            continue
+        j = next((j for j, c in enumerate(carried) if c is a), None)
+        if j is None:
+            continue
+        first, by, bound = start(j), step(j), value(b)
+        if None not in (first, by, bound) and by > 0:
+            found.append(max(0.0, math.ceil((bound - first + (by if name == "le" else 0)) / by)))
+    return min(found) if found else None
+
+
 def _walk(jaxpr, classes: list, times: float, tally: _Tally) -> tuple:
     """Adds ``times`` evaluations of ``jaxpr`` (inputs varying as ``classes``) to ``tally``; the outputs' classes
     and the bytes that vary per run written by one evaluation (inner loops aside)."""
@@ -178,11 +228,13 @@ def _walk(jaxpr, classes: list, times: float, tally: _Tally) -> tuple:
             outs = _pass(params["jaxpr"].jaxpr, ins[:consts] + carry + ins[consts + carried:],
                          times * params["length"], tally)
             outs = carry + outs[carried:]
-        elif name == "while":  # its trip count is unknown here (fori_loop with static bounds is a scan): once
+        elif name == "while":  # as many passes as its code bounds it to (see _trips), else counted once
             cond, body = params["cond_nconsts"], params["body_nconsts"]
+            trips = _trips(eqn)
+            trips = 1 if trips is None else trips
             carry = _loop(params["body_jaxpr"].jaxpr, ins[cond:cond + body], ins[cond + body:], [])
-            test = _pass(params["cond_jaxpr"].jaxpr, ins[:cond] + carry, times, tally)[0]
-            _pass(params["body_jaxpr"].jaxpr, ins[cond:cond + body] + carry, times, tally)
+            test = _pass(params["cond_jaxpr"].jaxpr, ins[:cond] + carry, times * (trips + 1), tally)[0]
+            _pass(params["body_jaxpr"].jaxpr, ins[cond:cond + body] + carry, times * trips, tally)
             outs = [c | test for c in carry]
         elif name == "cond":  # one branch runs: the costliest is counted
             branches = [(_Tally(), branch.jaxpr) for branch in params["branches"]]
@@ -220,6 +272,27 @@ def count(jaxpr, classes=None) -> RunCost:
                    tally.batched_convolution)
 
 
+@functools.lru_cache(maxsize=None)
+def core_cache_bytes(cpu: str = "/sys/devices/system/cpu/cpu0") -> int:
+    """The largest cache of one core's own (not shared with other cores), read from the OS (Linux's sysfs: the
+    L2 of an x86 core, 1 MiB on an EPYC, 256 KiB to 2 MiB on Xeons); ``CACHE_BYTES`` where it cannot be read.
+
+    What a chunk's loop body writes in one pass stays in it while the chunk fits (see the module docstring).
+    """
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    try:
+        core = open(f"{cpu}/topology/thread_siblings_list").read().strip()  # the core's hardware threads
+        sizes = []
+        for index in glob.glob(f"{cpu}/cache/index*"):
+            read = lambda name: open(f"{index}/{name}").read().strip()
+            if read("type") in ("Data", "Unified") and read("shared_cpu_list") == core:
+                size = read("size")
+                sizes.append(int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size))
+        return max(sizes) if sizes else CACHE_BYTES
+    except (OSError, ValueError):
+        return CACHE_BYTES
+
+
 def _floor_power_of_two(n: int) -> int:
     return 1 << (max(n, 1).bit_length() - 1)
 
@@ -230,7 +303,7 @@ def cpu_chunk(cost: RunCost, *, num_runs: int, cores: int, row: int = 1) -> int:
         return 1
     chunk = min(CHUNK_SIZE, -(-num_runs // max(cores, 1)), max(1, CHUNK_BYTES // max(cost.peak_bytes, 1)))
     if row == 1 or cost.seed_operations < SEED_SHARE * cost.operations:  # nothing worth sharing: stay in cache
-        chunk = min(chunk, _floor_power_of_two(CACHE_BYTES // max(cost.step_bytes, 1)))
+        chunk = min(chunk, _floor_power_of_two(core_cache_bytes() // max(cost.step_bytes, 1)))
     if cost.batched_convolution:
         chunk = min(chunk, CONVOLUTION_CHUNK)
     if row > 1:

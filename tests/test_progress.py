@@ -255,6 +255,26 @@ def test_cost_counts_loop_bodies_by_their_trip_counts():
     assert product.work == 8 * 16 + 2 * 8 * 4 * 16  # the broadcast-multiply's elements, then the product's flops
 
 
+def _until(bound, stop_early):  # a while loop as stepwise and stop_early write it: a counter, a bound, a test
+    def run(hp, key):
+        cond = lambda c: (c[0] < bound) & ~c[2] if stop_early else c[0] < bound
+        body = lambda c: (c[0] + 1, jnp.sin(c[1]) * hp["a"], c[1] < 1e-3)
+        return jax.lax.while_loop(cond, body, (0, 1.0, False))[1]
+    return run
+
+
+def test_cost_counts_a_while_loop_by_the_passes_its_code_bounds_it_to():
+    body = _cost_of(lambda hp, key: jnp.sin(1.0) * hp["a"] < 1e-3).operations  # about one pass's operations
+    for bound in (10, 1000):
+        for stop_early in (False, True):
+            ops = _cost_of(_until(bound, stop_early)).operations
+            assert bound * body <= ops <= (bound + 1) * (body + 8), (bound, stop_early, ops)
+    fori = _cost_of(lambda hp, key: jax.lax.fori_loop(jnp.int32(3), jnp.int32(43), lambda i, w: jnp.sin(w), hp["a"]))
+    assert 40 <= fori.operations <= 41 * 4
+    unknown = _cost_of(lambda hp, key: jax.lax.while_loop(lambda w: w < 10.0, lambda w: w * 2.0, hp["a"]))
+    assert unknown.operations < 10  # no counter, no bound: one pass, as before
+
+
 def _wide_steps(hp, key):  # small operations on 64 kB values, 3 a step: 5 runs fill a 1 MiB cache
     w = jax.random.normal(key, (128, 128)) * hp["a"]
     return jax.lax.fori_loop(0, 1000, lambda i, w: jnp.tanh(w * 0.5 + 0.1), w).sum()
@@ -273,6 +293,20 @@ def _convolution(hp, key):  # a kernel that varies per run: vmapped, a grouped c
     kernel = jax.random.normal(key, (3, 3, 1, 4)) * hp["a"]
     return jax.lax.conv_general_dilated(IMAGES, kernel, (1, 1), "SAME",
                                         dimension_numbers=("NHWC", "HWIO", "NHWC")).sum()
+
+
+def test_a_cores_own_cache_is_read_from_the_os(tmp_path):
+    cpu = tmp_path / "cpu0"
+    (cpu / "topology").mkdir(parents=True)
+    (cpu / "topology" / "thread_siblings_list").write_text("0,64\n")  # two hardware threads share the core
+    for i, (level, kind, size, shared) in enumerate([(1, "Data", "48K", "0,64"), (1, "Instruction", "32K", "0,64"),
+                                                      (2, "Unified", "2048K", "0,64"), (3, "Unified", "105M", "0-127")]):
+        index = cpu / "cache" / f"index{i}"
+        index.mkdir(parents=True)
+        for name, value in (("level", level), ("type", kind), ("size", size), ("shared_cpu_list", shared)):
+            (index / name).write_text(f"{value}\n")
+    assert _cost.core_cache_bytes(str(cpu)) == 2048 * 1024  # the L2: the L3 is shared with other cores
+    assert _cost.core_cache_bytes(str(tmp_path / "absent")) == _cost.CACHE_BYTES
 
 
 def test_cost_knows_what_each_value_varies_with():
@@ -301,7 +335,8 @@ def test_cost_knows_what_each_value_varies_with():
     pytest.param(_small_ops, 12, 4, 8, 2, id="seeds: 3 runs per core, a part of a row"),
     pytest.param(_large_products, 256, 2, 8, 1, id="large products: one run at a time"),
 ])
-def test_default_chunk(fn, num_runs, cores, row, chunk):
+def test_default_chunk(fn, num_runs, cores, row, chunk, monkeypatch):
+    monkeypatch.setattr(_cost, "core_cache_bytes", lambda: 1 << 20)  # the ids' numbers: a core of 1 MiB L2
     assert _cost.cpu_chunk(_cost_of(fn), num_runs=num_runs, cores=cores, row=row) == chunk
 
 
