@@ -56,6 +56,7 @@ import functools
 import glob
 import math
 import operator
+from pathlib import Path
 from typing import NamedTuple, Optional
 
 from jax.extend.core import Literal
@@ -281,10 +282,10 @@ def core_cache_bytes(cpu: str = "/sys/devices/system/cpu/cpu0") -> int:
     """
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     try:
-        core = open(f"{cpu}/topology/thread_siblings_list").read().strip()  # the core's hardware threads
+        core = Path(cpu, "topology", "thread_siblings_list").read_text().strip()  # the core's hardware threads
         sizes = []
         for index in glob.glob(f"{cpu}/cache/index*"):
-            read = lambda name: open(f"{index}/{name}").read().strip()
+            read = lambda name: Path(index, name).read_text().strip()
             if read("type") in ("Data", "Unified") and read("shared_cpu_list") == core:
                 size = read("size")
                 sizes.append(int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size))

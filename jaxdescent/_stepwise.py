@@ -216,11 +216,9 @@ def _ranking(score: np.ndarray, mode: str) -> np.ndarray:
 _SAVED = "search.npz"  # the carry after the last stage saved, with the stages done and the search's identity
 
 
-def _check_out(out, inputs) -> None:
-    """``out`` checked: ``None``, or a folder path outside ``jit`` (``inputs`` concrete) with one process."""
+def _check_out(out) -> None:
+    """``out`` checked: ``None``, or a folder path with one process (inside ``jit`` see :func:`_check_host`)."""
     _engine.check_out_devices(out, None)
-    if out is not None and _validate.is_traced(inputs):
-        raise InvalidArgument("out= cannot be used inside jit or vmap: saving needs concrete values")
     if out is not None and jax.process_count() > 1:
         raise InvalidArgument("out= is not supported with several processes (jax.distributed): run without out=")
 
@@ -582,7 +580,7 @@ def successive_halving(
     if seeds is not None:
         seeds = _positive(seeds, "seeds")
     key = _check_key(key)
-    _check_out(out, (points, key))
+    _check_out(out)
     budgets = [min_steps]
     while budgets[-1] < max_steps:
         budgets.append(min(budgets[-1] * eta, max_steps))
@@ -919,7 +917,7 @@ def pbt(
         raise InvalidArgument(f"explore must return a dict of scalars with the names {sorted(hp_shape)}, "
                               f"got {explored!r}")
     key = _check_key(key)
-    _check_out(out, (points, key))
+    _check_out(out)
     n = len(items[0][1])
     config = _PBTConfig(_engine.Static(init), _engine.Static(advance), _engine.Static(explore), metric, mode,
                         steps_per_round, num_rounds, max(1, int(quantile * n)), every,
