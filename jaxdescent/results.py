@@ -104,10 +104,19 @@ def remove_temporaries(out_dir, names) -> None:
                 path.unlink(missing_ok=True)
 
 
+def _savez(f, arrays: dict) -> None:
+    """``np.savez(f, **arrays)``, its zip closed whatever happens: NumPy 2.0's leaves it open when interrupted
+    (Ctrl-C in a save), and its close at exit then fails on the closed file ("seek of closed file" on stderr)."""
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+        for name, a in arrays.items():
+            with z.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, a, allow_pickle=False)
+
+
 def save_arrays(path, arrays: dict) -> None:
-    """Writes ``arrays`` to ``path`` (.npz) atomically."""
+    """Writes ``arrays`` to ``path`` (.npz, as ``np.savez``) atomically."""
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
-    _atomic_write(Path(path), lambda f: np.savez(f, **arrays))
+    _atomic_write(Path(path), lambda f: _savez(f, arrays))
 
 
 def _open_regular(path, name: str):

@@ -1,5 +1,7 @@
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -505,3 +507,28 @@ def test_a_finished_folder_on_read_only_media_is_loaded_not_refused(tmp_path, re
     with pytest.raises(OSError, match="not writable"):  # another run is still refused, not loaded
         results.run_pieces(out, {"grid": 2}, 8, 2, FIELDS, _piece)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+SAVE_INTERRUPTED = """
+import os, sys
+import numpy.lib.format as fmt
+from jaxdescent import results
+real, calls = fmt.write_array, []
+def interrupted(*args, **kwargs):  # Ctrl-C while the second array is written
+    calls.append(1)
+    if len(calls) == 2:
+        raise KeyboardInterrupt
+    return real(*args, **kwargs)
+fmt.write_array = interrupted
+try:
+    results.save_arrays(os.path.join(sys.argv[1], "a.npz"), {"x": [1.0, 2.0], "y": [3, 4], "z": [5]})
+except KeyboardInterrupt:
+    print(sorted(os.listdir(sys.argv[1])))
+"""
+
+
+def test_a_save_interrupted_leaves_no_file_and_nothing_on_stderr_at_exit(tmp_path):
+    # NumPy 2.0's savez left its zip open when interrupted: closed at exit, it printed "seek of closed file"
+    done = subprocess.run([sys.executable, "-c", SAVE_INTERRUPTED, str(tmp_path)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]" and done.stderr == "", (done.stdout, done.stderr)
