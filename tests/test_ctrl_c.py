@@ -56,3 +56,35 @@ def test_ctrl_c_at_random_moments_of_a_run_is_one_line_130_within_2_s_and_resume
     a, b = results.load(out).arrays, results.load(tmp_path / "whole").arrays
     for k in b:
         np.testing.assert_array_equal(a[k], b[k])
+
+
+HELD = """
+import sys, numpy as np
+from jaxdescent import cli
+
+def held():  # as a compile is: minutes of C that Python cannot interrupt (one long NumPy call)
+    open(sys.argv[1] + ".started", "w").close()
+    x = np.random.default_rng(0).random(3 * 10**7)
+    for _ in range(20):
+        np.sort(x)
+
+cli._compilation_cache = held
+sys.exit(cli.main(["sweep", "--loss", "sextic", "--learning-rate", "0.1", "--w0", "1", "--num-steps", "10", "--out",
+                         sys.argv[1]]))
+"""
+
+
+@pytest.mark.slow  # a subprocess
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT")
+def test_ctrl_c_in_a_call_python_cannot_interrupt_still_ends_within_2_s_with_one_line(tmp_path):
+    out = tmp_path / "o"
+    proc = subprocess.Popen([sys.executable, "-c", HELD, str(out)], env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    while not (tmp_path / "o.started").exists() and proc.poll() is None:
+        time.sleep(0.01)
+    time.sleep(0.5)
+    sent = time.time()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and time.time() - sent < 2, (proc.returncode, err)
+    assert err.strip() == "jaxdescent sweep: interrupted; nothing was written", err
