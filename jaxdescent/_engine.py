@@ -870,7 +870,8 @@ def run_grid(
         # nothing), in the calling thread: JAX's settings entered with a context manager (enable_x64,
         # default_matmul_precision, ...) hold in this thread only, and the program must be traced under them.
         if not compiled:
-            with _progress.compiling(report, f"{getattr(run.value, '__name__', 'fn')} for {num_runs:,} runs"):
+            with _progress.compiling(report, f"{getattr(run.value, '__name__', 'fn')} for {num_runs:,} runs"), \
+                    _progress.held_interrupt():  # a compile left running at exit crashes the process
                 compiled.append(functools.partial(_program, **settings) if debug else
                                 _program.lower(*arguments(0), key, shared_global, **settings).compile())
 

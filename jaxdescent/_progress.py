@@ -297,6 +297,38 @@ def in_calls(call: Callable[[object], object], args: list, threads: int) -> list
     return results
 
 
+@contextlib.contextmanager
+def held_interrupt():
+    """Ctrl-C within the block is raised when it ends: for a compile, which must not be left half done.
+
+    JAX compiles on a thread of its own and waits for it in a way Ctrl-C
+    interrupts; a process that then exits while the compile goes on crashes
+    (seen: SIGSEGV inside ``CompileAndLoad``, 2 of 50 SIGINTs into a script).
+    The handler in place is still called at once (the command line's starts
+    its deadline there); only the ``KeyboardInterrupt`` it raises waits. Only
+    in the main thread (signal handlers live there); elsewhere the block just runs.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield
+        return
+    pending = []
+
+    def record(signum, frame):
+        try:
+            previous(signum, frame)
+        except KeyboardInterrupt:
+            pending.append(signum)
+
+    signal.signal(signal.SIGINT, record)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pending:
+        raise KeyboardInterrupt
+
+
 def _start(threads) -> None:
     """Starts the threads with SIGINT held back until all have started (it is delivered right after).
 

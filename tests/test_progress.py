@@ -460,3 +460,27 @@ def test_a_convolutions_gradient_over_points_and_seeds():
     keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(0), s))(jnp.arange(2))
     by_hand = jax.jit(jax.vmap(lambda x: jax.vmap(lambda k: run({"a": x}, k))(keys)))(a)
     np.testing.assert_allclose(got, by_hand, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT")
+def test_a_ctrl_c_in_a_held_block_is_raised_when_it_ends_and_the_handler_is_called_at_once():
+    calls, steps = [], []
+
+    def handler(signum, frame):  # as the command line's: starts its deadline, then raises
+        calls.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _progress.held_interrupt():
+                os.kill(os.getpid(), signal.SIGINT)
+                for i in range(50):  # bytecodes run: a plain handler would have raised here
+                    time.sleep(0.001)
+                    steps.append(i)
+                assert calls == [signal.SIGINT]
+        assert len(steps) == 50 and signal.getsignal(signal.SIGINT) is handler
+        with _progress.held_interrupt():  # no Ctrl-C: nothing raised
+            steps.append("quiet")
+    finally:
+        signal.signal(signal.SIGINT, previous)
