@@ -4,8 +4,9 @@ Each try starts a fresh process, sends SIGINT at a moment drawn uniformly
 from launch to about the run's length, and records the exit status, the
 seconds from SIGINT to exit, the lines on stderr and whether the process
 aborted (SIGABRT: "FATAL: exception not rethrown") or crashed (SIGSEGV).
-The moments before the command's ``main()`` runs (Python importing JAX, about
-a second) are reported apart: there Python's own handler applies.
+The tries whose SIGINT came once the run had begun (its folder's config.json
+written: imports, checks and tracing done) are summarised apart: before, while
+Python imports JAX (about a second), Python's own handler applies.
 
     python experiments/ctrl_c.py --tries 100            # half the CLI, half the script
     python experiments/ctrl_c.py --tries 10 --resume    # and each interrupted folder resumes to the end
@@ -49,12 +50,13 @@ def one(kind: str, moment: float, resume: bool) -> dict:
     started = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     time.sleep(moment)
+    began = (out / "config.json").exists()  # the run had begun: imports, checks and tracing done
     sent = time.time()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300)
     row = {"kind": kind, "moment": round(sent - started, 2), "status": proc.returncode,
            "seconds": round(time.time() - sent, 2), "lines": len(err.strip().splitlines()),
-           "started": (out / "config.json").exists() or kind == "script" and "interrupted;" in err,
+           "started": began,
            "last": (err.strip().splitlines() or [""])[-1][:100]}
     if resume and proc.returncode != 0:
         again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
