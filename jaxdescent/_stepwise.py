@@ -337,6 +337,18 @@ def _check_point_names(items, columns, search):
                                   "rename the point")
 
 
+def _check_stop(stop, metrics) -> None:
+    """Refuses a ``stop`` (if any) that fails on ``advance``'s metrics or is not one bool per run."""
+    if stop is None:
+        return
+    try:
+        verdict = jax.eval_shape(stop, metrics)
+    except Exception as e:
+        raise InvalidArgument(f"stop failed on advance's metrics: {type(e).__name__}: {e}") from e
+    if np.shape(verdict) != ():
+        raise InvalidArgument(f"stop must return one bool per run, got shape {np.shape(verdict)}")
+
+
 def _check_carry(state, new_state, metrics=None, stop=None):
     """Refuses an ``advance`` whose state changes shape or dtype (it is carried from block to block) and a ``stop``
     that is not one bool per run; abstract values in, nothing compiled."""
@@ -347,13 +359,7 @@ def _check_carry(state, new_state, metrics=None, stop=None):
         raise InvalidArgument(f"advance must return the state in the shapes and dtypes init gives it (the state is "
                               f"carried from step to step): init gives {spell(state)}, advance returns "
                               f"{spell(new_state)}")
-    if stop is not None:
-        try:
-            verdict = jax.eval_shape(stop, metrics)
-        except Exception as e:
-            raise InvalidArgument(f"stop failed on advance's metrics: {type(e).__name__}: {e}") from e
-        if np.shape(verdict) != ():
-            raise InvalidArgument(f"stop must return one bool per run, got shape {np.shape(verdict)}")
+    _check_stop(stop, metrics)
 
 
 def _positive(value, name):
@@ -418,13 +424,7 @@ def _check_run(init, advance, items, metric, num_steps, stop=None):
         raise InvalidArgument(f"metric {metric!r} has the name of a column of the search's table; rename it")
     if metrics[metric].shape != ():
         raise InvalidArgument(f"metric {metric!r} must be one scalar per run, got shape {metrics[metric].shape}")
-    if stop is not None:
-        try:
-            verdict = jax.eval_shape(stop, metrics)
-        except Exception as e:
-            raise InvalidArgument(f"stop failed on advance's metrics: {type(e).__name__}: {e}") from e
-        if np.shape(verdict) != ():
-            raise InvalidArgument(f"stop must return one bool per run, got shape {np.shape(verdict)}")
+    _check_stop(stop, metrics)
     return new_state, metrics
 
 
