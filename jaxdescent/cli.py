@@ -665,9 +665,9 @@ class CtrlC:
     """The command's SIGINT handler, from its first line to its exit: out within ``GRACE_SECONDS``, one line, 130.
 
     Each Ctrl-C raises ``KeyboardInterrupt`` (the sweep stops after the call in
-    progress, about 0.2 s of work, keeping every finished piece). The first also
-    starts a deadline: a command not out by then (in a compile, which Python
-    cannot interrupt, or a ``KeyboardInterrupt`` lost inside a garbage
+    progress, about 0.2 s of work, keeping every finished run). The first also
+    starts a deadline: a command not out by then (in a compile, which the
+    engine lets end first, or a ``KeyboardInterrupt`` lost inside a garbage
     collector callback) says its line, drops its folder's lock and exits with
     ``os._exit(130)``, which ends XLA's threads where they are instead of
     unwinding them (an unwound thread inside XLA aborts the process). Files
@@ -675,10 +675,10 @@ class CtrlC:
     """
 
     def __init__(self, args):
-        self.args, self.said, self.lock = args, False, threading.Lock()
+        self.args, self.pressed, self.said, self.lock = args, False, False, threading.Lock()
 
     def __call__(self, signum, frame):
-        if not getattr(self, "pressed", False):
+        if not self.pressed:
             self.pressed = True
             threading.Thread(target=self._deadline, daemon=True).start()
         raise KeyboardInterrupt
@@ -727,7 +727,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         if handles:  # the program (argv from sys.argv) is ending, or stopping after a Ctrl-C (the deadline
             # holds): a Ctrl-C from here on is ignored; a caller of main([...]) (a test) gets its handler back
-            program = argv_given is None or getattr(ctrl_c, "pressed", False)
+            program = argv_given is None or ctrl_c.pressed
             signal.signal(signal.SIGINT, signal.SIG_IGN if program else previous)
     return 0
 
