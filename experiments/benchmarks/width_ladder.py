@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import engine_overhead as eo  # noqa: E402
 
-from jaxdescent import _engine, sweep_fn  # noqa: E402
+from jaxdescent import _engine  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 WIDTHS = (16, 32, 64, 128, 168, 176, 256, 512)
