@@ -76,6 +76,18 @@ def done_before(found, stages, seeds):
     return int(np.sum((runs * np.diff([0, *found.budgets]) * (seeds or 1))[:stages]))
 
 
+def raising_at_third_report(error):
+    """A progress callback that raises ``error`` at its 3rd report (inside the 3rd rung or round)."""
+    seen = []
+
+    def interrupt(done, total):
+        seen.append(done)
+        if len(seen) == 3:
+            raise error
+
+    return interrupt
+
+
 CASES = [pytest.param("halving", {}, id="halving"), pytest.param("halving", {"seeds": 3}, id="halving-seeds"),
          pytest.param("halving", {"seeds": 2, "every": 1, "stop": lambda m: m["loss"] < 0.5}, id="halving-stop"),
          pytest.param("pbt", {}, id="pbt"), pytest.param("pbt", {"every": 1}, id="pbt-every"),
@@ -88,15 +100,8 @@ def test_an_interrupted_search_resumes_bit_identical(tmp_path, kind, settings, e
     """Interrupted by its progress callback at its 3rd report (inside the 3rd rung or round), rerun: the result of
     one uninterrupted run, from the 2 stages saved on (a rerun from scratch would report 1 stage done first)."""
     want = search(kind, progress=False, **settings)
-    seen = []
-
-    def interrupt(done, total):
-        seen.append(done)
-        if len(seen) == 3:
-            raise error
-
     with pytest.raises(error):
-        search(kind, progress=interrupt, out=tmp_path, **settings)
+        search(kind, progress=raising_at_third_report(error), out=tmp_path, **settings)
     saved = stages_saved(tmp_path)
     assert saved == 2
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
@@ -268,15 +273,8 @@ def test_a_search_killed_5_times_at_random_moments_resumes_bit_identical(tmp_pat
 def test_a_search_resumes_on_a_machine_whose_default_chunk_differs(tmp_path, kind, monkeypatch):
     """The folder's chunk, not the machine's default, decides the rest of the runs (their last bits)."""
     want = search(kind, progress=False)
-    seen = []
-
-    def interrupt(done, total):
-        seen.append(done)
-        if len(seen) == 3:
-            raise Interrupted
-
     with pytest.raises(Interrupted):
-        search(kind, progress=interrupt, out=tmp_path)
+        search(kind, progress=raising_at_third_report(Interrupted), out=tmp_path)
     chunk = json.loads((tmp_path / "config.json").read_text())["chunk"]
     monkeypatch.setattr(_engine, "default_chunk", lambda *a, **k: chunk + 1)  # another machine's cores
     assert_identical(search(kind, progress=False, out=tmp_path), want)

@@ -7,24 +7,15 @@ and the sextic (4096 runs), in memory and with ``out=``. Steady state (compiled 
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import jax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import engine_overhead as eo  # noqa: E402
+from width_ladder import best_of as best  # noqa: E402
 
 from jaxdescent import sweep_fn  # noqa: E402
-
-
-def best(fn, repeats=3):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main():
@@ -36,8 +27,8 @@ def main():
         for piece_runs in (None, 64, 16, 4):
             run = lambda out=None: sweep_fn(fn, axes, progress=False, piece_runs=piece_runs, out=out, **opts).metrics
             jax.block_until_ready(run())
-            memory = best(run)
-            saved = best(lambda: run(tempfile.mkdtemp()))  # a fresh folder each time: every piece computed and saved
+            memory = best(run, 3)
+            saved = best(lambda: run(tempfile.mkdtemp()), 3)  # a fresh folder each time: every piece computed and saved
             rows[piece_runs] = (memory, saved)
             base = rows[None][0]
             print(f"{name:<14} {str(piece_runs or 'default'):>10} {memory:>11.3f} {saved:>8.3f} {memory / base:>10.2f}",
